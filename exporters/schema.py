@@ -1,0 +1,117 @@
+"""The store's schema, in one versioned place.
+
+Tables follow the OpenTelemetry Collector's ClickHouse ``otel_logs`` / ``otel_traces`` layout in
+snake_case, with the pipeline context promoted to columns. Each migration moves the schema forward by
+one version and runs in a transaction; a database is never migrated backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import duckdb
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "logs and spans tables",
+        (
+            """
+            CREATE TABLE logs (
+                id UBIGINT NOT NULL,
+                timestamp TIMESTAMP_NS NOT NULL,
+                observed_timestamp TIMESTAMP_NS,
+                trace_id VARCHAR,
+                span_id VARCHAR,
+                trace_flags UTINYINT,
+                severity_text VARCHAR,
+                severity_number UTINYINT,
+                service_name VARCHAR,
+                body VARCHAR,
+                event_name VARCHAR,
+                scope_name VARCHAR,
+                scope_version VARCHAR,
+                pipeline_id VARCHAR,
+                run_id VARCHAR,
+                stage VARCHAR,
+                attributes VARCHAR,
+                resource_attributes VARCHAR
+            )
+            """,
+            """
+            CREATE TABLE spans (
+                trace_id VARCHAR NOT NULL,
+                span_id VARCHAR NOT NULL,
+                parent_span_id VARCHAR,
+                trace_state VARCHAR,
+                name VARCHAR,
+                kind VARCHAR,
+                service_name VARCHAR,
+                scope_name VARCHAR,
+                scope_version VARCHAR,
+                start_time TIMESTAMP_NS NOT NULL,
+                end_time TIMESTAMP_NS,
+                duration_ns BIGINT,
+                status_code VARCHAR,
+                status_message VARCHAR,
+                pipeline_id VARCHAR,
+                run_id VARCHAR,
+                stage VARCHAR,
+                attributes VARCHAR,
+                resource_attributes VARCHAR,
+                events VARCHAR,
+                links VARCHAR
+            )
+            """,
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration newer than the database; return the version it ends at."""
+    version = current_version(con)
+    if version > LATEST_VERSION:
+        raise RuntimeError(
+            f"database schema version {version} is newer than this pipetrace ({LATEST_VERSION}); upgrade it"
+        )
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_version (version, description) VALUES (?, ?)",
+                [migration.version, migration.description],
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        _logger.info("migrated telemetry store to schema version %d", migration.version)
+        version = migration.version
+    return version

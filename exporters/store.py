@@ -1,0 +1,154 @@
+"""The telemetry store: one DuckDB file, one owning connection per process.
+
+DuckDB lets one process hold a file read-write. Inside that process every thread gets its own cursor
+from the owner; writes are serialised by a lock because deduplication reads before it inserts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exporters.records import PIPELINE_ID, RUN_ID, STAGE
+from exporters.schema import migrate
+
+_logger = logging.getLogger(__name__)
+
+# A log record's id is a hash of its content, computed here in one vectorised step rather than per
+# record in Python: the same record exported twice gets the same id. DuckDB's hash() is stable within
+# the pinned DuckDB minor version; see README, "Stable record ids".
+LOG_ID = """hash(timestamp, observed_timestamp, trace_id, span_id, severity_number, severity_text, body,
+    event_name, attributes, resource_attributes, scope_name, scope_version)"""
+
+# Insert only rows whose id is not stored yet. The id covers the timestamp, so only stored rows inside
+# the batch's own time window can collide: the window lets DuckDB skip every other row group.
+# Pipeline context is promoted from the record's attributes, else from its resource.
+_PROMOTED = ", ".join(
+    f"""coalesce(json_extract_string(attributes, '$."{key}"'),
+                 json_extract_string(resource_attributes, '$."{key}"')) AS {column}"""
+    for key, column in ((PIPELINE_ID, "pipeline_id"), (RUN_ID, "run_id"), (STAGE, "stage"))
+)
+_INSERT_LOGS = f"""
+INSERT INTO logs BY NAME
+SELECT DISTINCT ON (id) * FROM (SELECT {LOG_ID} AS id, {_PROMOTED}, * FROM incoming) AS fresh
+WHERE fresh.id NOT IN (
+    SELECT id FROM logs WHERE timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
+)
+"""
+
+_INSERT_SPANS = """
+INSERT INTO spans BY NAME
+SELECT * FROM (
+    SELECT * FROM incoming QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1
+) AS fresh
+WHERE NOT EXISTS (
+    SELECT 1 FROM (
+        SELECT trace_id, span_id FROM spans
+        WHERE start_time BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
+    ) AS stored
+    WHERE stored.trace_id = fresh.trace_id AND stored.span_id = fresh.span_id
+)
+"""
+
+
+class TelemetryStore:
+    """Owns the read-write connection to one DuckDB file and the schema in it."""
+
+    _open_stores: ClassVar[dict[str, TelemetryStore]] = {}
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._connection = duckdb.connect(self.path)
+        self._write_lock = threading.Lock()
+        self._users = 1
+        self.schema_version = migrate(self._connection)
+
+    @classmethod
+    def shared(cls, path: str | Path) -> TelemetryStore:
+        """The store of this process for ``path``, opened on first use and counted per user.
+
+        Exporters built from entry points (one for logs, one for spans) must share one connection,
+        because a second read-write connection to the same file is refused.
+        """
+        key = str(Path(path).resolve()) if str(path) != ":memory:" else str(path)
+        with cls._registry_lock:
+            store = cls._open_stores.get(key)
+            if store is not None and not store.closed:
+                store._users += 1
+                return store
+            store = cls(path)
+            cls._open_stores[key] = store
+            return store
+
+    @property
+    def closed(self) -> bool:
+        return self._users <= 0
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one thread's reads (or a short-lived write)."""
+        return self._connection.cursor()
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor that holds the write lock, for deletes and other multi-statement writes."""
+        with self._write_lock:
+            cur = self._connection.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def insert_logs(self, batch: pa.Table) -> int:
+        """Store log rows not stored before; return how many were new."""
+        return self._insert(_INSERT_LOGS, "timestamp", batch)
+
+    def insert_spans(self, batch: pa.Table) -> int:
+        """Store spans not stored before (by trace and span id); return how many were new."""
+        return self._insert(_INSERT_SPANS, "start_time", batch)
+
+    def _insert(self, statement: str, time_column: str, batch: pa.Table) -> int:
+        if batch.num_rows == 0:
+            return 0
+        times = batch.column(time_column).cast(pa.int64())
+        window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py()}
+        with self._write_lock:
+            cur = self._connection.cursor()
+            try:
+                cur.register("incoming", batch)
+                row = cur.execute(statement, window).fetchone()
+                return int(row[0]) if row else 0
+            finally:
+                cur.unregister("incoming")
+                cur.close()
+
+    def check_writable(self) -> str | None:
+        """None when a write goes through; otherwise what went wrong. The write is rolled back."""
+        try:
+            with self.writer() as cur:
+                cur.execute("BEGIN TRANSACTION")
+                cur.execute("DELETE FROM schema_version WHERE version < 0")
+                cur.execute("ROLLBACK")
+        except duckdb.Error as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        with self._registry_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            for key, store in list(self._open_stores.items()):
+                if store is self:
+                    del self._open_stores[key]
+        self._connection.close()

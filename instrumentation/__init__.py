@@ -1,0 +1,1 @@
+"""OpenTelemetry set-up, Flask and pipeline-context instrumentation."""

@@ -1,0 +1,1 @@
+"""The Pipetrace service: Flask app, routes, query layer and CLI."""

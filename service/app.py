@@ -1,0 +1,84 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from exporters.log_exporter import DuckDBLogRecordExporter
+from exporters.span_exporter import DuckDBSpanExporter
+from exporters.store import TelemetryStore
+from instrumentation.flask import instrument_app
+from instrumentation.telemetry import Batching, Telemetry, service_resource
+from service.errors import register_error_handlers
+from service.query import LogQueries
+from service.retention import RetentionWorker
+from service.routes import health, logs, otlp
+from service.settings import Settings
+from service.state import EXTENSION_KEY, ServiceState, state
+
+_logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Build a service: open the store, wire telemetry into it, mount the routes.
+
+    ``overrides`` are settings fields, for tests and the CLI. Call :func:`close_app` when done.
+    """
+    if settings is None:
+        settings = Settings(**overrides)
+    elif overrides:
+        settings = settings.model_copy(update=overrides)
+
+    store = TelemetryStore.shared(settings.database)
+    log_exporter = DuckDBLogRecordExporter(store=store)
+    span_exporter = DuckDBSpanExporter(store=store)
+    telemetry = Telemetry(
+        resource=service_resource(settings.service_name),
+        log_exporters=[log_exporter],
+        span_exporters=[span_exporter],
+        batching=Batching(
+            max_export_batch_size=settings.log_batch_size,
+            max_queue_size=settings.log_queue_size,
+            schedule_delay_millis=settings.log_schedule_delay_ms,
+        ),
+    )
+    telemetry.bridge_logging(settings.log_level)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = ServiceState(
+        settings=settings,
+        store=store,
+        log_exporter=log_exporter,
+        span_exporter=span_exporter,
+        telemetry=telemetry,
+        queries=LogQueries(store),
+    )
+    register_error_handlers(app)
+    for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint):
+        app.register_blueprint(blueprint)
+    instrument_app(app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging)
+
+    if settings.log_retention_days is not None:
+        worker = RetentionWorker(
+            app.extensions[EXTENSION_KEY].queries,
+            settings.log_retention_days,
+            settings.retention_interval_seconds,
+        )
+        worker.start()
+        app.extensions["pipetrace.retention"] = worker
+    _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Flush queued telemetry into the store, then close it."""
+    worker: RetentionWorker | None = app.extensions.pop("pipetrace.retention", None)
+    if worker is not None:
+        worker.stop()
+    service = state(app)
+    service.telemetry.shutdown()
+    service.store.close()

@@ -1,0 +1,78 @@
+"""The ``pipetrace`` command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import waitress
+from pydantic import ValidationError
+
+from service.app import close_app, create_app
+from service.settings import Settings
+
+
+def _settings(**options: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise click.UsageError(f"invalid settings: {problems}") from exc
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group()
+@click.version_option(package_name="pipetrace")
+def main() -> None:
+    """Pipetrace: OpenTelemetry logs and traces of dlt pipelines, in an embedded DuckDB store."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [env PIPETRACE_HOST; default 127.0.0.1].")
+@click.option(
+    "--port", type=int, help="Port to listen on; 0 picks a free one [env PIPETRACE_PORT; default 4318]."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the database and spool [env PIPETRACE_DATA_DIR; default ./.pipetrace].",
+)
+@click.option("--threads", type=int, help="Request threads [env PIPETRACE_THREADS; default 8].")
+def serve(host: str | None, port: int | None, data_dir: Path | None, threads: int | None) -> None:
+    """Run the service: OTLP receiver on /v1/*, log API on /api/logs/*."""
+    settings = _settings(host=host, port=port, data_dir=data_dir, threads=threads)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(console)
+    app = create_app(settings)
+    # One process, many threads: DuckDB lets a single process write the file.
+    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    click.echo(
+        f"pipetrace listening on http://{settings.host}:{server.effective_port} (store {settings.database})",
+        err=False,
+    )
+    sys.stdout.flush()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        close_app(app)
+        logging.getLogger().removeHandler(console)
+        click.echo("pipetrace stopped; telemetry flushed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Decode OTLP/HTTP export requests (protobuf or JSON, plain or gzip) into OpenTelemetry SDK records.
+
+Received records become the same SDK objects the service's own instrumentation makes, so they pass
+through the same processors and exporters. The OTel SDK ships encoders for OTLP but no decoder, hence
+this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+# Ids in OTLP/JSON are hex, not the base64 that protobuf's JSON mapping expects.
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+_SPAN_KINDS = {
+    0: SpanKind.INTERNAL,
+    1: SpanKind.INTERNAL,
+    2: SpanKind.SERVER,
+    3: SpanKind.CLIENT,
+    4: SpanKind.PRODUCER,
+    5: SpanKind.CONSUMER,
+}
+_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+
+
+class OtlpError(ValueError):
+    """The request cannot be decoded at all; the client gets a 4xx with this message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding``; the size limit applies to the decompressed body, so no gzip bomb fits."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise OtlpError(f"request body is larger than {limit} bytes", 413)
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise OtlpError(f"unsupported Content-Encoding {encoding!r}; use gzip or none", 415)
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise OtlpError(f"body is not valid {encoding}: {exc}") from exc
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise OtlpError(f"decompressed request body is larger than {limit} bytes", 413)
+    if not inflater.eof:
+        raise OtlpError(f"body is truncated {encoding}")
+    return data
+
+
+def media_type(content_type: str | None) -> str:
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if kind == JSON:
+        return JSON
+    raise OtlpError(f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}", 415)
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def parse(body: bytes, kind: str, message: Callable[[], _M]) -> _M:
+    request = message()
+    if kind == PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise OtlpError(f"body is not a valid {type(request).__name__} protobuf: {exc}") from exc
+        return request
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise OtlpError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise OtlpError("body must be a JSON object")
+    try:
+        json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise OtlpError(f"body is not a valid OTLP/JSON {type(request).__name__}: {exc}") from exc
+    return request
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    value = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError as exc:
+                    raise OtlpError(f"{key} {value!r} is not hex") from exc
+            else:
+                value = _hex_ids_to_base64(value)
+            out[key] = value
+        return out
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(item) for item in node]
+    return node
+
+
+def encode(message: Message, kind: str) -> bytes:
+    if kind == PROTOBUF:
+        return bytes(message.SerializeToString())
+    return json_format.MessageToJson(message, indent=None).encode()
+
+
+def any_value(value: AnyValue) -> Any:
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return key_values(value.kvlist_value.values)
+    return getattr(value, which)
+
+
+def key_values(pairs: Any) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in pairs}
+
+
+def _resource(resource: ProtoResource, schema_url: str) -> Resource:
+    return Resource(key_values(resource.attributes), schema_url or None)
+
+
+def _scope(scope: InstrumentationScope, schema_url: str) -> SdkScope:
+    attributes: dict[str, Any] = key_values(scope.attributes)
+    return SdkScope(scope.name, scope.version or None, schema_url or None, attributes or None)
+
+
+# OTLP times are unsigned 64-bit; the store keeps signed 64-bit nanoseconds (up to 2262-04-11).
+_MAX_TIME_NS = 2**63 - 1
+
+
+def _time(value: int, what: str) -> int | None:
+    if value > _MAX_TIME_NS:
+        raise ValueError(f"{what} {value} is beyond the year 2262")
+    return value or None
+
+
+def _id(raw: bytes, size: int, what: str) -> int:
+    if len(raw) == 0:
+        return 0
+    if len(raw) != size:
+        raise ValueError(f"{what} must be {size} bytes, got {len(raw)}")
+    return int.from_bytes(raw, "big")
+
+
+@dataclass
+class Decoded:
+    """What a request held: the records to store and how many were refused, with the first reason."""
+
+    records: list[Any]
+    rejected: int = 0
+    error: str = ""
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.error = self.error or reason
+
+
+def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
+    out = Decoded([])
+    for resource_logs in request.resource_logs:
+        resource = _resource(resource_logs.resource, resource_logs.schema_url)
+        for scope_logs in resource_logs.scope_logs:
+            scope = _scope(scope_logs.scope, scope_logs.schema_url)
+            for proto in scope_logs.log_records:
+                try:
+                    trace_id = _id(proto.trace_id, 16, "trace_id")
+                    span_id = _id(proto.span_id, 8, "span_id")
+                    severity = SeverityNumber(proto.severity_number) if proto.severity_number else None
+                    timestamp = _time(proto.time_unix_nano, "time_unix_nano")
+                    observed = _time(proto.observed_time_unix_nano, "observed_time_unix_nano")
+                except ValueError as exc:
+                    out.reject(f"log record rejected: {exc}")
+                    continue
+                record = LogRecord(
+                    timestamp=timestamp,
+                    observed_timestamp=observed,
+                    severity_text=proto.severity_text or None,
+                    severity_number=severity,
+                    body=any_value(proto.body) if proto.HasField("body") else None,
+                    attributes=key_values(proto.attributes),
+                    event_name=proto.event_name or None,
+                )
+                # Set after construction: the constructor would otherwise take ids from the current span.
+                record.trace_id = trace_id
+                record.span_id = span_id
+                record.trace_flags = TraceFlags(proto.flags & 0xFF)
+                out.records.append(
+                    ReadWriteLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
+                )
+    return out
+
+
+def decode_spans(request: ExportTraceServiceRequest) -> Decoded:
+    out = Decoded([])
+    for resource_spans in request.resource_spans:
+        resource = _resource(resource_spans.resource, resource_spans.schema_url)
+        for scope_spans in resource_spans.scope_spans:
+            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            for proto in scope_spans.spans:
+                try:
+                    out.records.append(_span(proto, resource, scope))
+                except ValueError as exc:
+                    out.reject(f"span rejected: {exc}")
+    return out
+
+
+def _span(proto: Any, resource: Resource, scope: SdkScope) -> ReadableSpan:
+    trace_id = _id(proto.trace_id, 16, "trace_id")
+    span_id = _id(proto.span_id, 8, "span_id")
+    if not trace_id or not span_id:
+        raise ValueError("trace_id and span_id are required")
+    state = TraceState.from_header([proto.trace_state]) if proto.trace_state else None
+    flags = TraceFlags(proto.flags & 0xFF)
+    parent_id = _id(proto.parent_span_id, 8, "parent_span_id")
+    events = [
+        Event(e.name, key_values(e.attributes), _time(e.time_unix_nano, "event time_unix_nano"))
+        for e in proto.events
+    ]
+    links = [
+        Link(
+            SpanContext(_id(link.trace_id, 16, "link trace_id"), _id(link.span_id, 8, "link span_id"), True),
+            key_values(link.attributes),
+        )
+        for link in proto.links
+    ]
+    return ReadableSpan(
+        name=proto.name,
+        context=SpanContext(trace_id, span_id, False, flags, state),
+        parent=SpanContext(trace_id, parent_id, True) if parent_id else None,
+        resource=resource,
+        attributes=key_values(proto.attributes),
+        events=events,
+        links=links,
+        kind=_SPAN_KINDS.get(proto.kind, SpanKind.INTERNAL),
+        status=Status(_STATUS.get(proto.status.code, StatusCode.UNSET), proto.status.message or None),
+        start_time=_time(proto.start_time_unix_nano, "start_time_unix_nano") or 0,
+        end_time=_time(proto.end_time_unix_nano, "end_time_unix_nano"),
+        instrumentation_scope=scope,
+    )
+
+
+def logs_response(decoded: Decoded) -> ExportLogsServiceResponse:
+    response = ExportLogsServiceResponse()
+    if decoded.rejected:
+        response.partial_success.rejected_log_records = decoded.rejected
+        response.partial_success.error_message = decoded.error
+    return response
+
+
+def spans_response(decoded: Decoded) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if decoded.rejected:
+        response.partial_success.rejected_spans = decoded.rejected
+        response.partial_success.error_message = decoded.error
+    return response

@@ -1,0 +1,275 @@
+"""The query layer between the routes and the store (the seed's LoggingService).
+
+Routes parse and validate; this module turns validated filters into SQL with bound parameters only,
+and rows into the API's record shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from exporters.store import TelemetryStore
+from service.params import LEVELS, NS, Cursor, format_time, level_name
+
+_LOG_COLUMNS = """
+    id, epoch_ns(timestamp) AS ts, epoch_ns(observed_timestamp) AS observed, severity_text, severity_number,
+    body, scope_name, scope_version, trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage,
+    attributes, resource_attributes
+"""
+_SPAN_COLUMNS = """
+    trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
+    status_code, status_message, attributes, service_name, pipeline_id, run_id, stage, events, links,
+    resource_attributes, scope_name, scope_version
+"""
+MAX_TRACE_LOGS = 10_000
+# Timeline bucket widths to choose from, smallest first; the first giving at most MAX_BUCKETS wins.
+_BUCKET_SECONDS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+MAX_BUCKETS = 120
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    pipeline_id: str | None = None
+    run_id: str | None = None
+    stage: str | None = None
+    min_severity: int | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("pipeline_id", self.pipeline_id),
+            ("run_id", self.run_id),
+            ("stage", self.stage),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.min_severity is not None:
+            clauses.append("severity_number >= ?")
+            params.append(self.min_severity)
+        if self.since_ns is not None:
+            clauses.append("timestamp >= make_timestamp_ns(?)")
+            params.append(self.since_ns)
+        if self.until_ns is not None:
+            clauses.append("timestamp < make_timestamp_ns(?)")
+            params.append(self.until_ns)
+        return clauses, params
+
+
+@dataclass(frozen=True)
+class Page:
+    logs: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _json(text: str | None) -> Any:
+    return orjson.loads(text) if text else {}
+
+
+def log_record(row: Sequence[Any]) -> dict[str, Any]:
+    (record_id, ts, observed, severity_text, severity_number, body, scope_name, scope_version, trace_id,
+     span_id, event_name, service_name, pipeline_id, run_id, stage, attributes, resource) = row  # fmt: skip
+    return {
+        "id": format(record_id, "016x"),
+        "timestamp": format_time(ts),
+        "observed_timestamp": format_time(observed),
+        "severity_text": severity_text,
+        "severity_number": severity_number,
+        "body": body,
+        "scope": {"name": scope_name, "version": scope_version} if scope_name is not None else None,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "event_name": event_name,
+        "service_name": service_name,
+        "pipeline_id": pipeline_id,
+        "run_id": run_id,
+        "stage": stage,
+        "attributes": _json(attributes),
+        "resource": _json(resource),
+    }
+
+
+def span_record(row: Sequence[Any]) -> dict[str, Any]:
+    (trace_id, span_id, parent, name, kind, start, end, duration_ns, status_code, status_message, attributes,
+     service_name, pipeline_id, run_id, stage, events, links, resource, scope_name,
+     scope_version) = row  # fmt: skip
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": name,
+        "kind": kind,
+        "start": format_time(start),
+        "end": format_time(end),
+        "duration_ms": duration_ns / 1e6 if duration_ns is not None else None,
+        "status": {"code": status_code, "message": status_message},
+        "attributes": _json(attributes),
+        "service_name": service_name,
+        "pipeline_id": pipeline_id,
+        "run_id": run_id,
+        "stage": stage,
+        "events": [
+            {**event, "timestamp": format_time(event.get("timestamp"))} for event in _json(events) or []
+        ],
+        "links": _json(links) or [],
+        "scope": {"name": scope_name, "version": scope_version} if scope_name is not None else None,
+        "resource": _json(resource),
+    }
+
+
+class LogQueries:
+    """Read (and retention-delete) telemetry in the store, each call on its own cursor."""
+
+    def __init__(self, store: TelemetryStore) -> None:
+        self.store = store
+
+    def _page(self, clauses: list[str], params: list[Any], limit: int, cursor: Cursor | None) -> Page:
+        if cursor is not None:
+            # Keyset paging on (timestamp, id), newest first: rows arriving meanwhile never shift a page.
+            clauses = [
+                *clauses,
+                "timestamp <= make_timestamp_ns(?)",
+                "(timestamp < make_timestamp_ns(?) OR id < ?)",
+            ]
+            params = [*params, cursor.timestamp_ns, cursor.timestamp_ns, cursor.record_id]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT {_LOG_COLUMNS} FROM logs {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+        rows = self.store.cursor().execute(sql, [*params, limit + 1]).fetchall()
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = Cursor(rows[-1][1], rows[-1][0]).encode()
+        return Page([log_record(row) for row in rows], next_cursor)
+
+    def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
+        clauses, params = filters.where()
+        return self._page(clauses, params, limit, cursor)
+
+    def search(self, text: str, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
+        """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
+        clauses, params = filters.where()
+        needle = text.lower()
+        attribute_match = (
+            "contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), ?)"
+        )
+        if _survives_json_escaping(text):
+            # Cheap prefilter on the raw JSON text before extracting values.
+            attribute_match = f"(contains(lower(attributes), ?) AND {attribute_match})"
+            attribute_params = [needle, needle]
+        else:
+            attribute_params = [needle]
+        clauses.append(f"(contains(lower(body), ?) OR {attribute_match})")
+        params.extend([needle, *attribute_params])
+        return self._page(clauses, params, limit, cursor)
+
+    def correlation(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+        """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""
+        cur = self.store.cursor()
+        rows = cur.execute(
+            f"SELECT {_LOG_COLUMNS} FROM logs WHERE trace_id = ? ORDER BY timestamp, id LIMIT ?",
+            [trace_id, MAX_TRACE_LOGS + 1],
+        ).fetchall()
+        truncated = len(rows) > MAX_TRACE_LOGS
+        spans = cur.execute(
+            f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_time, span_id", [trace_id]
+        ).fetchall()
+        return [log_record(r) for r in rows[:MAX_TRACE_LOGS]], [span_record(s) for s in spans], truncated
+
+    def stats(self, filters: LogFilter, now_ns: int | None = None) -> dict[str, Any]:
+        clauses, params = filters.where()
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        cur = self.store.cursor()
+        level_rows = cur.execute(
+            f"SELECT severity_number, count(*) FROM logs {where} GROUP BY ALL", params
+        ).fetchall()
+        by_level: dict[str, int] = {}
+        for severity, count in level_rows:
+            name = level_name(severity)
+            by_level[name] = by_level.get(name, 0) + int(count)
+        total = sum(by_level.values())
+        errors = sum(count for severity, count in level_rows if (severity or 0) >= LEVELS["ERROR"])
+        pipelines = cur.execute(
+            f"""SELECT pipeline_id, count(*) AS n, count(*) FILTER (severity_number >= ?) AS errors
+                FROM logs {where} GROUP BY pipeline_id ORDER BY n DESC, pipeline_id LIMIT 100""",
+            [LEVELS["ERROR"], *params],
+        ).fetchall()
+        return {
+            "total": total,
+            "by_level": by_level,
+            "by_pipeline": [
+                {"pipeline_id": pipeline, "count": int(n), "errors": int(e)} for pipeline, n, e in pipelines
+            ],
+            "error_rate": errors / total if total else 0.0,
+            "timeline": self._timeline(where, params, filters, now_ns)
+            if total
+            else {"bucket_seconds": None, "buckets": []},
+        }
+
+    def _timeline(
+        self, where: str, params: list[Any], filters: LogFilter, now_ns: int | None
+    ) -> dict[str, Any]:
+        cur = self.store.cursor()
+        lo, hi = filters.since_ns, filters.until_ns
+        if lo is None or hi is None:
+            row = cur.execute(
+                f"SELECT epoch_ns(min(timestamp)), epoch_ns(max(timestamp)) FROM logs {where}", params
+            ).fetchone()
+            assert row is not None
+            lo = row[0] if lo is None else lo
+            hi = (row[1] + 1) if hi is None else hi
+        span_seconds = max(1, (hi - lo) // NS)
+        width = next((w for w in _BUCKET_SECONDS if span_seconds / w <= MAX_BUCKETS), _BUCKET_SECONDS[-1])
+        width_ns = width * NS
+        rows = cur.execute(
+            f"""SELECT (epoch_ns(timestamp) // ?) * ? AS bucket, severity_number, count(*)
+                FROM logs {where} GROUP BY ALL ORDER BY bucket""",
+            [width_ns, width_ns, *params],
+        ).fetchall()
+        buckets: dict[int, dict[str, int]] = {}
+        for bucket, severity, count in rows:
+            counts = buckets.setdefault(int(bucket), {})
+            name = level_name(severity)
+            counts[name] = counts.get(name, 0) + int(count)
+        return {
+            "bucket_seconds": width,
+            "buckets": [
+                {"start": format_time(start), "total": sum(counts.values()), "by_level": counts}
+                for start, counts in sorted(buckets.items())
+            ],
+        }
+
+    def cleanup(
+        self, before_ns: int, pipeline_id: str | None = None, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete logs older than ``before_ns`` and the spans that started before it."""
+        log_where = "timestamp < make_timestamp_ns(?)"
+        span_where = "start_time < make_timestamp_ns(?)"
+        params: list[Any] = [before_ns]
+        if pipeline_id is not None:
+            log_where += " AND pipeline_id = ?"
+            span_where += " AND pipeline_id = ?"
+            params.append(pipeline_id)
+        verb = "SELECT count(*) FROM" if dry_run else "DELETE FROM"
+        with self.store.writer() as cur:
+            logs_row = cur.execute(f"{verb} logs WHERE {log_where}", params).fetchone()
+            spans_row = cur.execute(f"{verb} spans WHERE {span_where}", params).fetchone()
+        return {
+            "logs": int(logs_row[0]) if logs_row else 0,
+            "spans": int(spans_row[0]) if spans_row else 0,
+        }
+
+    def retention_cutoff(self, days: float, now_ns: int | None = None) -> int:
+        return (time.time_ns() if now_ns is None else now_ns) - int(days * 86400 * NS)
+
+
+def _survives_json_escaping(text: str) -> bool:
+    """True when ``text`` appears verbatim inside JSON-encoded values (no quote, backslash or control)."""
+    return not any(ch in '"\\' or ord(ch) < 32 for ch in text)

@@ -1,0 +1,77 @@
+"""The OTLP/HTTP receiver: ``POST /v1/logs`` and ``POST /v1/traces``, protobuf or JSON, gzip or plain.
+
+Records are acknowledged only after they are stored, so a client's retry after a failure is safe:
+the store keeps one copy of a record sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+from google.protobuf.message import Message
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from service import otlp
+from service.state import state
+
+blueprint = Blueprint("otlp", __name__)
+_logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_GRPC_INVALID_ARGUMENT = 3
+_GRPC_UNAVAILABLE = 14
+
+
+def _error(status: int, message: str, kind: str) -> Response:
+    """An OTLP error body: a ``google.rpc.Status`` in the request's encoding."""
+    code = _GRPC_UNAVAILABLE if status >= 500 else _GRPC_INVALID_ARGUMENT
+    if kind == otlp.PROTOBUF:
+        response = Response(Status(code=code, message=message).SerializeToString(), status=status,
+                            content_type=otlp.PROTOBUF)  # fmt: skip
+    else:
+        # JSON clients get the Status fields plus the API's usual error object.
+        payload = {"code": code, "message": message, "error": {"code": "invalid_otlp", "message": message}}
+        response = Response(orjson.dumps(payload), status=status, content_type=otlp.JSON)
+    if status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def _receive(
+    message: Callable[[], Message],
+    decode: Callable[[Any], otlp.Decoded],
+    store: Callable[[list[Any]], bool],
+    respond: Callable[[otlp.Decoded], Message],
+) -> Response:
+    kind = otlp.JSON
+    try:
+        kind = otlp.media_type(request.content_type)
+        body = otlp.decompress(request.get_data(cache=False), request.headers.get("Content-Encoding"),
+                               MAX_BODY_BYTES)  # fmt: skip
+        decoded = decode(otlp.parse(body, kind, message))
+    except otlp.OtlpError as exc:
+        return _error(exc.status, str(exc), kind)
+    if decoded.records and not store(decoded.records):
+        # Retryable for the client (OTLP says 503); nothing of this request was acknowledged.
+        return _error(503, "the store could not accept the records; retry later", kind)
+    return Response(otlp.encode(respond(decoded), kind), status=200, content_type=kind)
+
+
+@blueprint.post("/v1/logs")
+def receive_logs() -> Response:
+    return _receive(
+        ExportLogsServiceRequest, otlp.decode_logs, state().telemetry.ingest_logs, otlp.logs_response
+    )
+
+
+@blueprint.post("/v1/traces")
+def receive_traces() -> Response:
+    return _receive(
+        ExportTraceServiceRequest, otlp.decode_spans, state().telemetry.ingest_spans, otlp.spans_response
+    )

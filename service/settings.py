@@ -1,0 +1,73 @@
+"""The service's settings: every environment variable it reads, declared once.
+
+Values come from the environment (or CLI options, which override it); nothing else in the service
+reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exporters.settings import DB_FILE_NAME, DEFAULT_DATA_DIR, ExporterSettings
+
+DEFAULT_HOST = "127.0.0.1"
+# The standard OTLP/HTTP port: an OTel SDK with default settings sends here without configuration.
+DEFAULT_PORT = 4318
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    host: str = Field(DEFAULT_HOST, validation_alias=_env("PIPETRACE_HOST", "host"))
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias=_env("PIPETRACE_PORT", "port"))
+    data_dir: Path = Field(DEFAULT_DATA_DIR, validation_alias=_env("PIPETRACE_DATA_DIR", "data_dir"))
+    db_path: Path | None = Field(None, validation_alias=_env("PIPETRACE_DB", "db_path"))
+    threads: int = Field(8, ge=1, le=256, validation_alias=_env("PIPETRACE_THREADS", "threads"))
+    service_name: str = Field("pipetrace", validation_alias=_env("OTEL_SERVICE_NAME", "service_name"))
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL", "log_level"))
+    enable_flask_logging: bool = Field(
+        True, validation_alias=_env("ENABLE_FLASK_LOGGING", "enable_flask_logging")
+    )
+    log_retention_days: float | None = Field(
+        None, gt=0, validation_alias=_env("LOG_RETENTION_DAYS", "log_retention_days")
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_env("PIPETRACE_RETENTION_INTERVAL", "retention_interval_seconds")
+    )
+
+    # The service's own batch processors. Larger batches than the SDK's default (512) because each
+    # DuckDB insert has a fixed cost of a few milliseconds; see README, Performance.
+    log_batch_size: int = Field(
+        8192, ge=1, validation_alias=_env("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "log_batch_size")
+    )
+    log_queue_size: int = Field(
+        32768, ge=1, validation_alias=_env("OTEL_BLRP_MAX_QUEUE_SIZE", "log_queue_size")
+    )
+    log_schedule_delay_ms: int = Field(
+        1000, ge=1, validation_alias=_env("OTEL_BLRP_SCHEDULE_DELAY", "log_schedule_delay_ms")
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        name = value.strip().upper()
+        if name == "WARN":
+            name = "WARNING"
+        if not isinstance(logging.getLevelName(name), int):
+            raise ValueError(f"unknown log level {value!r}")
+        return name
+
+    @property
+    def database(self) -> Path:
+        return self.db_path if self.db_path is not None else self.data_dir / DB_FILE_NAME
+
+    def exporter_settings(self) -> ExporterSettings:
+        return ExporterSettings(data_dir=self.data_dir, db_path=self.database)

@@ -1,0 +1,38 @@
+"""What one running service holds: its store, exporters, telemetry pipeline and query layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from exporters.log_exporter import DuckDBLogRecordExporter
+from exporters.span_exporter import DuckDBSpanExporter
+from exporters.store import TelemetryStore
+from instrumentation.telemetry import Telemetry
+from service.query import LogQueries
+from service.settings import Settings
+
+EXTENSION_KEY = "pipetrace"
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    store: TelemetryStore
+    log_exporter: DuckDBLogRecordExporter
+    span_exporter: DuckDBSpanExporter
+    telemetry: Telemetry
+    queries: LogQueries
+
+    def ingest_counters(self) -> dict[str, Any]:
+        return {
+            "logs": self.log_exporter.counters.snapshot(),
+            "spans": self.span_exporter.counters.snapshot(),
+        }
+
+
+def state(app: Flask | None = None) -> ServiceState:
+    found: ServiceState = (app or current_app).extensions[EXTENSION_KEY]
+    return found

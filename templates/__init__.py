@@ -1,0 +1,1 @@
+"""Pipeline templates (issue 4)."""

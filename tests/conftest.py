@@ -1,0 +1,116 @@
+"""Shared fixtures: a fresh app on a temp data dir, and a real ``pipetrace serve`` process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.app import close_app, create_app
+from service.state import ServiceState, state
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own Pipetrace or OTel settings."""
+    for name in list(os.environ):
+        if name.startswith(("PIPETRACE_", "OTEL_")) or name in ("LOG_LEVEL", "LOG_RETENTION_DAYS"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    application = create_app(data_dir=tmp_path / "data")
+    application.config["TESTING"] = True
+    yield application
+    close_app(application)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def service(app: Flask) -> ServiceState:
+    return state(app)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def get(self, path: str, **kwargs: object) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def post(self, path: str, **kwargs: object) -> requests.Response:
+        return requests.post(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(data_dir: Path, env: dict[str, str] | None = None) -> LiveServer:
+    """Start ``pipetrace serve`` on a free loopback port and wait until it is ready.
+
+    Its output goes to ``serve.log`` beside the data folder, which failing tests print.
+    """
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN / "pipetrace"), "serve", "--port", "0", "--data-dir", str(data_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+    deadline = time.monotonic() + 60
+    url = None
+    while url is None and time.monotonic() < deadline and process.poll() is None:
+        match = re.search(r"listening on (http://\S+)", log_path.read_text())
+        url = match.group(1) if match else None
+        time.sleep(0.05)
+    if url is None:
+        process.kill()
+        process.wait()
+        raise RuntimeError("pipetrace serve did not start:\n" + log_path.read_text())
+    server = LiveServer(url, data_dir, process, log_path)
+    while time.monotonic() < deadline:
+        try:
+            if server.get("/readyz").status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("pipetrace serve never became ready:\n" + log_path.read_text())
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(tmp_path / "live")
+    yield server
+    server.stop()

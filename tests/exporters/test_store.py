@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from exporters.records import log_table
+from exporters.schema import LATEST_VERSION, current_version
+from exporters.store import TelemetryStore
+from tests.helpers import make_records
+
+
+def test_new_database_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    assert store.schema_version == LATEST_VERSION
+    tables = {
+        row[0]
+        for row in store.cursor().execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+    assert {"logs", "spans", "schema_version"} <= tables
+    store.close()
+    reopened = TelemetryStore(tmp_path / "t.duckdb")
+    count = reopened.cursor().execute("SELECT count(*) FROM schema_version").fetchone()
+    assert count == (LATEST_VERSION,)
+    reopened.close()
+
+
+def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.duckdb"
+    con = duckdb.connect(str(path))
+    current_version(con)
+    con.execute(
+        "INSERT INTO schema_version (version, description) VALUES (?, 'from the future')",
+        [LATEST_VERSION + 1],
+    )
+    con.close()
+    with pytest.raises(RuntimeError, match="newer than this pipetrace"):
+        TelemetryStore(path)
+
+
+def test_the_same_rows_inserted_twice_are_stored_once(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    batch = log_table(make_records(50, start_ns=1_700_000_000_000_000_000))
+    assert store.insert_logs(batch) == 50
+    assert store.insert_logs(batch) == 0
+    # A batch overlapping the first: only its new half is stored.
+    overlapping = log_table(make_records(100, start_ns=1_700_000_000_000_000_000))
+    assert store.insert_logs(overlapping) == 50
+    assert store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM logs").fetchone() == (100, 100)
+    store.close()
+
+
+def test_duplicates_inside_one_batch_are_stored_once(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    records = make_records(10, start_ns=1_700_000_000_000_000_000)
+    assert store.insert_logs(log_table(records + records[:4])) == 10
+    store.close()
+
+
+def test_shared_store_is_one_connection_per_path(tmp_path: Path) -> None:
+    first = TelemetryStore.shared(tmp_path / "s.duckdb")
+    second = TelemetryStore.shared(tmp_path / "." / "s.duckdb")
+    assert first is second
+    first.close()
+    assert not second.closed  # still used by the second owner
+    second.close()
+    assert second.closed
+    third = TelemetryStore.shared(tmp_path / "s.duckdb")
+    assert third is not first
+    third.close()
+
+
+def test_a_second_process_cannot_open_the_file_for_writing(tmp_path: Path) -> None:
+    path = tmp_path / "locked.duckdb"
+    store = TelemetryStore(path)
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(path)!r})"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode != 0
+    assert "lock" in probe.stderr.lower()
+    store.close()
+
+
+def test_readiness_check_reports_a_closed_store(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "r.duckdb")
+    assert store.check_writable() is None
+    store._connection.close()
+    problem = store.check_writable()
+    assert problem is not None and "closed" in problem.lower()

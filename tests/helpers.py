@@ -1,0 +1,53 @@
+"""Helpers to make telemetry the way outside programs do, with the official OTel SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
+
+RESOURCE = Resource.create({"service.name": "test-client"})
+SCOPE = InstrumentationScope("tests.helpers", "1.0")
+
+
+def make_record(
+    body: str = "hello",
+    *,
+    timestamp: int | None = None,
+    trace_id: int = 0,
+    span_id: int = 0,
+    severity: SeverityNumber = SeverityNumber.INFO,
+    attributes: dict[str, Any] | None = None,
+    resource: Resource = RESOURCE,
+) -> ReadableLogRecord:
+    record = LogRecord(
+        timestamp=timestamp if timestamp is not None else time.time_ns(),
+        observed_timestamp=timestamp if timestamp is not None else time.time_ns(),
+        severity_text=severity.name.rstrip("0123456789") if severity.name != "WARN" else "WARN",
+        severity_number=severity,
+        body=body,
+        attributes=attributes or {},
+    )
+    record.trace_id = trace_id
+    record.span_id = span_id
+    record.trace_flags = TraceFlags(1 if trace_id else 0)
+    writable = ReadWriteLogRecord(log_record=record, resource=resource, instrumentation_scope=SCOPE)
+    return ReadableLogRecord(
+        log_record=writable.log_record, resource=resource, instrumentation_scope=SCOPE, limits=writable.limits
+    )
+
+
+def make_records(
+    count: int, start_ns: int, step_ns: int = 1_000_000, **kwargs: Any
+) -> list[ReadableLogRecord]:
+    return [make_record(f"record {i}", timestamp=start_ns + i * step_ns, **kwargs) for i in range(count)]
+
+
+def bodies(logs: Sequence[dict[str, Any]]) -> list[str]:
+    return [log["body"] for log in logs]
