@@ -7,6 +7,7 @@ from the owner; writes are serialised by a lock because deduplication reads befo
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import ClassVar
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from exporters.records import PIPELINE_ID, RUN_ID, STAGE
 from exporters.schema import migrate
@@ -125,12 +127,18 @@ class TelemetryStore:
         with self._write_lock:
             cur = self._connection.cursor()
             try:
-                cur.register("incoming", batch)
-                row = cur.execute(statement, window).fetchone()
-                return int(row[0]) if row else 0
+                try:
+                    cur.register("incoming", batch)
+                    row = cur.execute(statement, window).fetchone()
+                finally:
+                    cur.unregister("incoming")
+            except duckdb.InvalidInputException as exc:
+                if "interpreter is shutting down" not in str(exc):
+                    raise
+                row = _insert_from_parquet(cur, statement, window, batch)
             finally:
-                cur.unregister("incoming")
                 cur.close()
+            return int(row[0]) if row else 0
 
     def check_writable(self) -> str | None:
         """None when a write goes through; otherwise what went wrong. The write is rolled back."""
@@ -152,3 +160,19 @@ class TelemetryStore:
                 if store is self:
                     del self._open_stores[key]
         self._connection.close()
+
+
+def _insert_from_parquet(
+    cur: duckdb.DuckDBPyConnection, statement: str, window: dict[str, int], batch: pa.Table
+) -> tuple[int] | None:
+    """Insert through a temporary Parquet file, which DuckDB reads without running Python code.
+
+    DuckDB refuses to scan a Python-held Arrow table once the interpreter has begun to exit, and that
+    is exactly when the SDK's batch processors make their last export (from an ``atexit`` hook).
+    """
+    with tempfile.TemporaryDirectory(prefix="pipetrace-") as folder:
+        path = Path(folder) / "batch.parquet"
+        pq.write_table(batch, path)
+        sql = statement.replace("FROM incoming", "FROM read_parquet($batch_file)")
+        row = cur.execute(sql, {**window, "batch_file": str(path)}).fetchone()
+    return (int(row[0]),) if row else None

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from service.app import close_app, create_app
@@ -28,18 +29,32 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def test_a_separate_process_writes_through_the_entry_points(tmp_path: Path) -> None:
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+# Two standard ways to name the exporters: env vars, and the declarative configuration file.
+ROUTES = {
+    "env vars": {
+        "OTEL_LOGS_EXPORTER": "duckdb",
+        "OTEL_TRACES_EXPORTER": "duckdb",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+    },
+    "otel-config.yaml": {"OTEL_CONFIG_FILE": str(REPOSITORY / "otel-config.yaml")},
+}
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_a_separate_process_writes_through_the_entry_points(tmp_path: Path, route: str) -> None:
     data_dir = tmp_path / "data"
     script = tmp_path / "outside.py"
     script.write_text(PROGRAM)
     env = {
         **os.environ,
-        "OTEL_LOGS_EXPORTER": "duckdb",
-        "OTEL_TRACES_EXPORTER": "duckdb",
-        "OTEL_METRICS_EXPORTER": "none",
+        **ROUTES[route],
         "OTEL_SERVICE_NAME": "outside-program",
-        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+        # The env route reads PIPETRACE_DATA_DIR; the config file substitutes PIPETRACE_DB.
         "PIPETRACE_DATA_DIR": str(data_dir),
+        "PIPETRACE_DB": str(data_dir / "telemetry.duckdb"),
     }
     result = subprocess.run(
         [str(BIN / "opentelemetry-instrument"), sys.executable, str(script)],

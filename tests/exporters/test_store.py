@@ -9,7 +9,7 @@ import pytest
 
 from exporters.records import log_table
 from exporters.schema import LATEST_VERSION, current_version
-from exporters.store import TelemetryStore
+from exporters.store import _INSERT_LOGS, TelemetryStore, _insert_from_parquet
 from tests.helpers import make_records
 
 
@@ -93,3 +93,20 @@ def test_readiness_check_reports_a_closed_store(tmp_path: Path) -> None:
     store._connection.close()
     problem = store.check_writable()
     assert problem is not None and "closed" in problem.lower()
+
+
+def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path: Path) -> None:
+    records = make_records(20, start_ns=1_700_000_000_000_000_000)
+    via_arrow = TelemetryStore(tmp_path / "a.duckdb")
+    via_arrow.insert_logs(log_table(records))
+    via_parquet = TelemetryStore(tmp_path / "p.duckdb")
+    window = {"lo": 1_700_000_000_000_000_000, "hi": 1_700_000_000_000_000_000 + 19_000_000}
+    with via_parquet.writer() as cur:
+        assert _insert_from_parquet(cur, _INSERT_LOGS, window, log_table(records)) == (20,)
+        assert _insert_from_parquet(cur, _INSERT_LOGS, window, log_table(records)) == (
+            0,
+        )  # still deduplicated
+    query = "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id"
+    assert via_parquet.cursor().execute(query).fetchall() == via_arrow.cursor().execute(query).fetchall()
+    via_arrow.close()
+    via_parquet.close()
