@@ -134,57 +134,68 @@ def _context_value(key: str, attrs: Mapping[str, Any], resource: Mapping[str, An
 _SEVERITY_VALUE = {severity: severity.value for severity in SeverityNumber}
 
 
+def _hex_ids(ids: list[int], width: str) -> list[str | None]:
+    """Format ids as hex; records of one batch mostly share a few ids, so each is formatted once."""
+    known: dict[int, str | None] = {0: None}
+    out = []
+    for value in ids:
+        text = known.get(value, "")
+        if text == "":
+            text = known[value] = format(value, width)
+        out.append(text)
+    return out
+
+
 def log_table(batch: Sequence[ReadableLogRecord]) -> pa.Table:
     """Columns for the ``logs`` table, one row per record, as the store's ``incoming`` rows.
 
     This is the part of exporting that holds the GIL, so it does as little per record as it can: one
-    tuple per record, transposed once; resources and scopes encoded once per batch; the record id and
-    the promoted pipeline columns are left to the store, which derives them vectorised.
+    tight comprehension per column; resources and scopes encoded once per batch; attributes serialised
+    by orjson and checked as UTF-8 by Arrow; the record id and the promoted pipeline columns left to the
+    store, which derives them vectorised.
     """
-    resources = _ResourceCache()
     now = time.time_ns()
-    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+    records = [readable.log_record for readable in batch]
+    dumps = orjson.dumps
+    # BoundedAttributes iterates under a lock, key by key; its plain dict is serialised in one step.
+    # Keys are not sorted: a record sent again (retry, replay) keeps its key order, so its text and its
+    # id are the same, and sorting would cost every record for nothing.
+    attributes = [
+        dumps(getattr(attrs, "_dict", attrs), default=_json_default) if attrs else b"{}"
+        for attrs in [record.attributes for record in records]
+    ]
+    observed = [record.observed_timestamp or None for record in records]
     severities = _SEVERITY_VALUE
-    rows = []
-    for readable in batch:
-        record = readable.log_record
-        attrs = record.attributes
-        if attrs:
-            # BoundedAttributes iterates under a lock, key by key; its plain dict is read in one step.
-            plain = getattr(attrs, "_dict", None)
-            attrs_json = dumps(plain if isinstance(plain, dict) else dict(attrs), default=_json_default,
-                               option=sort_keys).decode()  # fmt: skip
-        else:
-            attrs_json = "{}"
-        service, resource_json, scope_name, scope_version = resources.get(
-            readable.resource, readable.instrumentation_scope
-        )
-        observed = record.observed_timestamp or None
-        severity = record.severity_number
-        body = record.body
-        rows.append(
-            (
-                record.timestamp or observed or now,
-                observed,
-                format(record.trace_id, "032x") if record.trace_id else None,
-                format(record.span_id, "016x") if record.span_id else None,
-                record.trace_flags,
-                record.severity_text,
-                severities[severity] if severity is not None else None,
-                service,
-                body if body is None or isinstance(body, str) else to_json(body),
-                record.event_name or None,
-                scope_name,
-                scope_version,
-                attrs_json,
-                resource_json,
-            )
-        )
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in LOG_ROW_SCHEMA]
-    return pa.Table.from_arrays(
-        [pa.array(column, type=field.type) for column, field in zip(columns, LOG_ROW_SCHEMA, strict=True)],
-        schema=LOG_ROW_SCHEMA,
-    )
+    resources, scopes = [r.resource for r in batch], [r.instrumentation_scope for r in batch]
+    cache = _ResourceCache()
+    if len(set(map(id, resources))) == 1 and len(set(map(id, scopes))) == 1:
+        described = [cache.get(resources[0], scopes[0])] * len(batch)
+    else:
+        described = [cache.get(resource, scope) for resource, scope in zip(resources, scopes, strict=True)]
+    columns: dict[str, list[Any]] = {
+        "timestamp": [r.timestamp or seen or now for r, seen in zip(records, observed, strict=True)],
+        "observed_timestamp": observed,
+        "trace_id": _hex_ids([r.trace_id or 0 for r in records], "032x"),
+        "span_id": _hex_ids([r.span_id or 0 for r in records], "016x"),
+        "trace_flags": [r.trace_flags for r in records],
+        "severity_text": [r.severity_text for r in records],
+        "severity_number": [
+            severities[s] if s is not None else None for s in [r.severity_number for r in records]
+        ],
+        "service_name": [d[0] for d in described],
+        "body": [b if b is None or b.__class__ is str else to_json(b) for b in [r.body for r in records]],
+        "event_name": [r.event_name or None for r in records],
+        "scope_name": [d[2] for d in described],
+        "scope_version": [d[3] for d in described],
+        "resource_attributes": [d[1] for d in described],
+    }
+    arrays = [
+        pa.array(attributes, pa.binary()).cast(pa.string())
+        if field.name == "attributes"
+        else pa.array(columns[field.name], type=field.type)
+        for field in LOG_ROW_SCHEMA
+    ]
+    return pa.Table.from_arrays(arrays, schema=LOG_ROW_SCHEMA)
 
 
 def _events(span: ReadableSpan) -> list[dict[str, Any]]:
