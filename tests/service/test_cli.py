@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"LOG_LEVEL": "LOUD"}, [], "unknown log level"),
+        ({"PIPETRACE_PORT": "http"}, [], "port"),
+        ({}, ["--port", "70000"], "port"),
+        ({}, ["--threads", "0"], "threads"),
+    ],
+)
+def test_serve_refuses_bad_settings_with_a_clear_message(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, ["serve", *args], env=env)
+    assert result.exit_code == 2
+    assert "invalid settings" in result.output and message in result.output.lower()
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and "0.1.0" in result.output
