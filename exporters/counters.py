@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+
+COUNTERS = ("exported", "duplicates", "failed", "retried", "spooled", "replayed", "quarantined", "dropped")
 
 
-@dataclass
 class ExportCounters:
-    exported: int = 0
-    duplicates: int = 0
-    failed: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    dropped: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Record counts: ``exported`` newly stored, ``duplicates`` already there, the rest as named."""
+
+    def __init__(self) -> None:
+        self._values = dict.fromkeys(COUNTERS, 0)
+        self._lock = threading.Lock()
+
+    def add(self, name: str, count: int) -> None:
+        with self._lock:
+            self._values[name] += count
+
+    def get(self, name: str) -> int:
+        with self._lock:
+            return self._values[name]
 
     def add_exported(self, stored: int, received: int) -> None:
         """``received`` records were written; ``stored`` of them were new, the rest already there."""
         with self._lock:
-            self.exported += stored
-            self.duplicates += received - stored
-
-    def add_failed(self, count: int) -> None:
-        with self._lock:
-            self.failed += count
+            self._values["exported"] += stored
+            self._values["duplicates"] += received - stored
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {
-                "exported": self.exported,
-                "duplicates": self.duplicates,
-                "failed": self.failed,
-                "spooled": self.spooled,
-                "replayed": self.replayed,
-                "dropped": self.dropped,
-            }
+            return dict(self._values)

@@ -1,12 +1,14 @@
 """Settings of the exporters, read from the environment in this one place.
 
 An exporter built with no arguments (``OTEL_LOGS_EXPORTER=duckdb`` in any program) takes these; one
-built from a config file or by the service gets them as constructor arguments instead.
+built from a config file gets the file's properties (the same names, lower case) on top of them.
+Names and defaults of the fault-tolerance settings are the seed's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,20 +17,54 @@ DEFAULT_DATA_DIR = Path(".pipetrace")
 DB_FILE_NAME = "telemetry.duckdb"
 
 
-class ExporterSettings(BaseSettings):
-    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+def _env(name: str, field: str) -> AliasChoices:
+    return AliasChoices(name, field)
 
-    data_dir: Path = Field(
-        DEFAULT_DATA_DIR,
-        validation_alias=AliasChoices("PIPETRACE_DATA_DIR", "data_dir"),
-        description="Folder for the database and the spool.",
+
+class ExporterSettings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, validation_alias=_env("PIPETRACE_DATA_DIR", "data_dir"))
+    db_path: Path | None = Field(None, validation_alias=_env("PIPETRACE_DB", "db_path"))
+
+    enable_fault_tolerance: bool = Field(
+        True, validation_alias=_env("ENABLE_FAULT_TOLERANCE", "enable_fault_tolerance")
     )
-    db_path: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("PIPETRACE_DB", "db_path"),
-        description="The DuckDB file; defaults to telemetry.duckdb in the data folder.",
+    max_retry_attempts: int = Field(
+        3, ge=0, le=100, validation_alias=_env("MAX_RETRY_ATTEMPTS", "max_retry_attempts")
+    )
+    retry_delay_seconds: float = Field(
+        1.0, ge=0, le=3600, validation_alias=_env("RETRY_DELAY_SECONDS", "retry_delay_seconds")
+    )
+    circuit_breaker_threshold: int = Field(
+        5, ge=1, validation_alias=_env("CIRCUIT_BREAKER_THRESHOLD", "circuit_breaker_threshold")
+    )
+    circuit_breaker_timeout: float = Field(
+        60.0, ge=0, validation_alias=_env("CIRCUIT_BREAKER_TIMEOUT", "circuit_breaker_timeout")
+    )
+    enable_fallback_storage: bool = Field(
+        True, validation_alias=_env("ENABLE_FALLBACK_STORAGE", "enable_fallback_storage")
+    )
+    fallback_directory: Path = Field(
+        Path("./logs/fallback"), validation_alias=_env("FALLBACK_DIRECTORY", "fallback_directory")
+    )
+    fallback_max_files: int = Field(
+        100, ge=1, validation_alias=_env("FALLBACK_MAX_FILES", "fallback_max_files")
+    )
+    replay_interval_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("PIPETRACE_REPLAY_INTERVAL", "replay_interval_seconds")
     )
 
     @property
     def database(self) -> Path:
         return self.db_path if self.db_path is not None else self.data_dir / DB_FILE_NAME
+
+    @classmethod
+    def with_properties(cls, **properties: Any) -> ExporterSettings:
+        """The environment's settings, overridden by properties given by a config file or by code.
+
+        ``path`` is accepted for the database file, as config files name it.
+        """
+        if "path" in properties:
+            properties["db_path"] = properties.pop("path")
+        return cls(**{key: value for key, value in properties.items() if value is not None})

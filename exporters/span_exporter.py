@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from exporters import otlp_codec
 from exporters.base import StoreExporter
 from exporters.records import span_table
 
-_logger = logging.getLogger(__name__)
 
-
-class DuckDBSpanExporter(StoreExporter, SpanExporter):
+class DuckDBSpanExporter(StoreExporter[ReadableSpan], SpanExporter):
     """Writes each batch of spans with one bulk insert; a span is stored once per (trace id, span id)."""
+
+    signal = "traces"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shut_down:
             return SpanExportResult.FAILURE
-        try:
-            self.counters.add_exported(self.store.insert_spans(span_table(spans)), len(spans))
-        except Exception:
-            _logger.exception("could not write %d spans to %s", len(spans), self.store.path)
-            self.counters.add_failed(len(spans))
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        return SpanExportResult.SUCCESS if self.delivery.deliver(spans) else SpanExportResult.FAILURE
+
+    def send(self, batch: Sequence[ReadableSpan]) -> bool:
+        self.counters.add_exported(self.store.insert_spans(span_table(batch)), len(batch))
+        return True
+
+    def encode(self, batch: Sequence[ReadableSpan]) -> bytes:
+        return encode_span_batch(batch)
+
+    def decode(self, payload: bytes) -> Sequence[ReadableSpan]:
+        return decode_span_batch(payload)
+
+
+def encode_span_batch(batch: Sequence[ReadableSpan]) -> bytes:
+    return otlp_codec.to_otlp_json(encode_spans(batch))
+
+
+def decode_span_batch(payload: bytes) -> Sequence[ReadableSpan]:
+    request = otlp_codec.parse(payload, otlp_codec.JSON, otlp_codec.ExportTraceServiceRequest)
+    decoded = otlp_codec.decode_spans(request)
+    if decoded.rejected:
+        raise ValueError(decoded.error)
+    return list(decoded.records)

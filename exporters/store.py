@@ -6,6 +6,7 @@ from the owner; writes are serialised by a lock because deduplication reads befo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -61,20 +62,38 @@ WHERE NOT EXISTS (
 """
 
 
+class StoreUnavailable(RuntimeError):
+    """The database cannot be opened or used right now (locked by another process, unwritable...)."""
+
+
+def _is_fatal(error: duckdb.Error) -> bool:
+    """DuckDB invalidates a handle after a fatal error (disk full, for one); only a reopen helps."""
+    return isinstance(error, duckdb.FatalException) or "invalidated" in str(error)
+
+
 class TelemetryStore:
-    """Owns the read-write connection to one DuckDB file and the schema in it."""
+    """Owns the read-write connection to one DuckDB file and the schema in it.
+
+    The file is opened on first use, not necessarily at construction: another process may hold it
+    (DuckDB allows one writer per file), and the exporters spool until it can be opened. A handle that
+    DuckDB invalidated is closed, and the next use opens the file again.
+    """
 
     _open_stores: ClassVar[dict[str, TelemetryStore]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._connection = duckdb.connect(self.path)
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._users = 1
-        self.schema_version = migrate(self._connection)
+        self.schema_version = 0
+        self.last_error: str | None = None
+        try:
+            self._open()
+        except StoreUnavailable:
+            _logger.warning("telemetry store %s is not available yet: %s", self.path, self.last_error)
 
     @classmethod
     def shared(cls, path: str | Path) -> TelemetryStore:
@@ -97,17 +116,54 @@ class TelemetryStore:
     def closed(self) -> bool:
         return self._users <= 0
 
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        with self._connect_lock:
+            if self._connection is not None:
+                return self._connection
+            if self.closed:
+                raise StoreUnavailable(f"telemetry store {self.path} is closed")
+            try:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                connection = duckdb.connect(self.path)
+            except (duckdb.Error, OSError) as exc:
+                self.last_error = str(exc)
+                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+            try:
+                self.schema_version = migrate(connection)
+            except Exception:
+                connection.close()
+                raise
+            self._connection = connection
+            if self.last_error is not None:
+                _logger.info("telemetry store %s is open again", self.path)
+            self.last_error = None
+            return connection
+
+    def _invalidate(self, error: duckdb.Error) -> None:
+        with self._connect_lock:
+            self.last_error = str(error)
+            if self._connection is not None:
+                _logger.error("telemetry store %s hit a fatal error; reopening: %s", self.path, error)
+                with contextlib.suppress(duckdb.Error):
+                    self._connection.close()
+                self._connection = None
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one thread's reads (or a short-lived write)."""
-        return self._connection.cursor()
+        return self._open().cursor()
 
     @contextmanager
     def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor that holds the write lock, for deletes and other multi-statement writes."""
         with self._write_lock:
-            cur = self._connection.cursor()
+            cur = self._open().cursor()
             try:
                 yield cur
+            except duckdb.Error as exc:
+                if _is_fatal(exc):
+                    self._invalidate(exc)
+                raise
             finally:
                 cur.close()
 
@@ -124,8 +180,7 @@ class TelemetryStore:
             return 0
         times = batch.column(time_column).cast(pa.int64())
         window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py()}
-        with self._write_lock:
-            cur = self._connection.cursor()
+        with self.writer() as cur:
             try:
                 try:
                     cur.register("incoming", batch)
@@ -136,8 +191,6 @@ class TelemetryStore:
                 if "interpreter is shutting down" not in str(exc):
                     raise
                 row = _insert_from_parquet(cur, statement, window, batch)
-            finally:
-                cur.close()
             return int(row[0]) if row else 0
 
     def check_writable(self) -> str | None:
@@ -147,7 +200,7 @@ class TelemetryStore:
                 cur.execute("BEGIN TRANSACTION")
                 cur.execute("DELETE FROM schema_version WHERE version < 0")
                 cur.execute("ROLLBACK")
-        except duckdb.Error as exc:
+        except (duckdb.Error, StoreUnavailable) as exc:
             return str(exc)
         return None
 
@@ -159,7 +212,10 @@ class TelemetryStore:
             for key, store in list(self._open_stores.items()):
                 if store is self:
                     del self._open_stores[key]
-        self._connection.close()
+        with self._connect_lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 def _insert_from_parquet(

@@ -33,8 +33,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         settings = settings.model_copy(update=overrides)
 
     store = TelemetryStore.shared(settings.database)
-    log_exporter = DuckDBLogRecordExporter(store=store)
-    span_exporter = DuckDBSpanExporter(store=store)
+    exporter_settings = settings.exporter_settings()
+    log_exporter = DuckDBLogRecordExporter(store=store, settings=exporter_settings)
+    span_exporter = DuckDBSpanExporter(store=store, settings=exporter_settings)
+    # Whatever an earlier run spooled goes in before the service calls itself ready.
+    for exporter in (log_exporter, span_exporter):
+        exporter.delivery.replay()
     telemetry = Telemetry(
         resource=service_resource(settings.service_name),
         log_exporters=[log_exporter],
@@ -80,5 +84,5 @@ def close_app(app: Flask) -> None:
     if worker is not None:
         worker.stop()
     service = state(app)
-    service.telemetry.shutdown()
+    service.telemetry.shutdown()  # flushes the batch processors, then shuts the exporters down
     service.store.close()

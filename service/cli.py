@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from service.app import close_app, create_app
 from service.settings import Settings
+from service.spool_cli import spool
 
 
 def _settings(**options: Any) -> Settings:
@@ -73,6 +74,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, threads: in
         logging.getLogger().removeHandler(console)
         click.echo("pipetrace stopped; telemetry flushed")
 
+
+main.add_command(spool)
 
 if __name__ == "__main__":
     main()

@@ -70,4 +70,4 @@ class Settings(BaseSettings):
         return self.db_path if self.db_path is not None else self.data_dir / DB_FILE_NAME
 
     def exporter_settings(self) -> ExporterSettings:
-        return ExporterSettings(data_dir=self.data_dir, db_path=self.database)
+        return ExporterSettings.with_properties(data_dir=self.data_dir, db_path=self.database)

@@ -27,10 +27,8 @@ class ServiceState:
     queries: LogQueries
 
     def ingest_counters(self) -> dict[str, Any]:
-        return {
-            "logs": self.log_exporter.counters.snapshot(),
-            "spans": self.span_exporter.counters.snapshot(),
-        }
+        """Each exporter's record counters, breaker state and spool size."""
+        return {"logs": self.log_exporter.status(), "spans": self.span_exporter.status()}
 
 
 def state(app: Flask | None = None) -> ServiceState:

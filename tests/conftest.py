@@ -22,12 +22,21 @@ from service.state import ServiceState, state
 BIN = Path(sys.executable).parent
 
 
+SEED_VARIABLES = (
+    "LOG_LEVEL", "LOG_RETENTION_DAYS", "ENABLE_FAULT_TOLERANCE", "ENABLE_FLASK_LOGGING", "MAX_RETRY_ATTEMPTS",
+    "RETRY_DELAY_SECONDS", "CIRCUIT_BREAKER_THRESHOLD", "CIRCUIT_BREAKER_TIMEOUT", "ENABLE_FALLBACK_STORAGE",
+    "FALLBACK_DIRECTORY", "FALLBACK_MAX_FILES", "ALLOW_ORIGINS",
+)  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's own Pipetrace or OTel settings."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never see the developer's own settings; each spools into its own folder, without waits."""
     for name in list(os.environ):
-        if name.startswith(("PIPETRACE_", "OTEL_")) or name in ("LOG_LEVEL", "LOG_RETENTION_DAYS"):
+        if name.startswith(("PIPETRACE_", "OTEL_")) or name in SEED_VARIABLES:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("FALLBACK_DIRECTORY", str(tmp_path / "fallback"))
+    monkeypatch.setenv("RETRY_DELAY_SECONDS", "0")
 
 
 @pytest.fixture

@@ -51,3 +51,14 @@ def make_records(
 
 def bodies(logs: Sequence[dict[str, Any]]) -> list[str]:
     return [log["body"] for log in logs]
+
+
+def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return bool(predicate())
+        time.sleep(interval)

@@ -17,7 +17,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from service import otlp
+from exporters import otlp_codec as otlp
 from service.state import state
 
 blueprint = Blueprint("otlp", __name__)

@@ -128,15 +128,20 @@ def test_pipeline_context_is_taken_from_the_resource_when_records_lack_it(store:
     )
 
 
-def test_a_failed_write_is_reported_and_counted(
+def test_a_failed_write_is_spooled_and_counted(
     store: TelemetryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exporter = DuckDBLogRecordExporter(store=store)
-    store._connection.close()
-    with caplog.at_level(logging.ERROR, logger="exporters.log_exporter"):
-        assert exporter.export(make_records(3, start_ns=1)) is LogRecordExportResult.FAILURE
-    assert exporter.counters.snapshot()["failed"] == 3
-    assert "could not write 3 log records" in caplog.text
+    exporter = DuckDBLogRecordExporter(store=store, max_retry_attempts=2)
+    connection = store._connection
+    assert connection is not None
+    connection.close()  # every write now fails
+    with caplog.at_level(logging.WARNING, logger="exporters.resilience"):
+        assert exporter.export(make_records(3, start_ns=1)) is LogRecordExportResult.SUCCESS
+    status = exporter.status()
+    assert (status["failed"], status["retried"], status["spooled"], status["exported"]) == (3, 2, 3, 0)
+    assert status["spool"]["files"] == 1 and status["spool"]["records"] == 3
+    assert "could not deliver 3 records" in caplog.text
+    exporter.shutdown()
 
 
 def test_exporter_built_without_arguments_reads_pipetrace_db(

@@ -1,8 +1,8 @@
-"""Decode OTLP/HTTP export requests (protobuf or JSON, plain or gzip) into OpenTelemetry SDK records.
+"""OTLP codec: requests (protobuf or JSON, plain or gzip) to OpenTelemetry SDK records and back.
 
 Received records become the same SDK objects the service's own instrumentation makes, so they pass
-through the same processors and exporters. The OTel SDK ships encoders for OTLP but no decoder, hence
-this module.
+through the same processors and exporters; spooled batches are OTLP/JSON written with the SDK's own
+encoders and read back here. The OTel SDK ships encoders for OTLP but no decoder, hence this module.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
@@ -132,7 +132,25 @@ def _hex_ids_to_base64(node: Any) -> Any:
 def encode(message: Message, kind: str) -> bytes:
     if kind == PROTOBUF:
         return bytes(message.SerializeToString())
-    return json_format.MessageToJson(message, indent=None).encode()
+    return to_otlp_json(message)
+
+
+def to_otlp_json(message: Message) -> bytes:
+    """OTLP/JSON as the specification writes it: protobuf's JSON mapping, with ids in hex."""
+    return orjson.dumps(_base64_ids_to_hex(json_format.MessageToDict(message)))
+
+
+def _base64_ids_to_hex(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: base64.b64decode(value).hex()
+            if key in _ID_FIELDS and isinstance(value, str)
+            else _base64_ids_to_hex(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_base64_ids_to_hex(item) for item in node]
+    return node
 
 
 def any_value(value: AnyValue) -> Any:
@@ -274,6 +292,15 @@ def _span(proto: Any, resource: Resource, scope: SdkScope) -> ReadableSpan:
     )
 
 
+def readable(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    return ReadableLogRecord(
+        log_record=record.log_record,
+        resource=record.resource if record.resource is not None else Resource.get_empty(),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
+
+
 def logs_response(decoded: Decoded) -> ExportLogsServiceResponse:
     response = ExportLogsServiceResponse()
     if decoded.rejected:
@@ -288,3 +315,23 @@ def spans_response(decoded: Decoded) -> ExportTraceServiceResponse:
         response.partial_success.rejected_spans = decoded.rejected
         response.partial_success.error_message = decoded.error
     return response
+
+
+__all__ = [
+    "JSON",
+    "PROTOBUF",
+    "Decoded",
+    "ExportLogsServiceRequest",
+    "ExportTraceServiceRequest",
+    "OtlpError",
+    "decode_logs",
+    "decode_spans",
+    "decompress",
+    "encode",
+    "logs_response",
+    "media_type",
+    "parse",
+    "readable",
+    "spans_response",
+    "to_otlp_json",
+]

@@ -1,0 +1,98 @@
+"""The official OTLP/HTTP exporters, wrapped in the same resilience as the DuckDB ones.
+
+A pipeline run sending to the service, or the service forwarding to an external collector, keeps
+what it could not send in its spool and delivers it once the receiver is back. Entry points
+``pipetrace_otlp`` in the logs and traces exporter groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from exporters.base import ResilientExporter
+from exporters.log_exporter import decode_log_batch, encode_log_batch
+from exporters.settings import ExporterSettings
+from exporters.span_exporter import decode_span_batch, encode_span_batch
+
+# Our own retry and spool take over from the OTLP exporter's built-in retries, which would otherwise
+# hold each failed batch for up to their timeout before we ever see the failure.
+_FAST_FAIL_TIMEOUT = 5.0
+_SETTING_NAMES = frozenset(ExporterSettings.model_fields) | {"path"}
+
+
+def _split(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    ours = {k: v for k, v in properties.items() if k in _SETTING_NAMES}
+    theirs = {k: v for k, v in properties.items() if k not in _SETTING_NAMES}
+    theirs.setdefault("timeout", _FAST_FAIL_TIMEOUT)
+    return ours, theirs
+
+
+class ResilientOTLPLogExporter(ResilientExporter[ReadableLogRecord], LogRecordExporter):
+    """``OTLPLogExporter`` (its arguments pass through) with retry, breaker and spool."""
+
+    signal = "logs"
+    sink = "otlp"
+
+    def __init__(self, **properties: Any) -> None:
+        ours, theirs = _split(properties)
+        self.inner = OTLPLogExporter(**theirs)
+        super().__init__(ExporterSettings.with_properties(**ours))
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        delivered = self.delivery.deliver(batch)
+        return LogRecordExportResult.SUCCESS if delivered else LogRecordExportResult.FAILURE
+
+    def send(self, batch: Sequence[ReadableLogRecord]) -> bool:
+        ok = self.inner.export(batch) is LogRecordExportResult.SUCCESS
+        if ok:
+            self.counters.add_exported(len(batch), len(batch))
+        return ok
+
+    def encode(self, batch: Sequence[ReadableLogRecord]) -> bytes:
+        return encode_log_batch(batch)
+
+    def decode(self, payload: bytes) -> Sequence[ReadableLogRecord]:
+        return decode_log_batch(payload)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.inner.shutdown()
+
+
+class ResilientOTLPSpanExporter(ResilientExporter[ReadableSpan], SpanExporter):
+    """``OTLPSpanExporter`` (its arguments pass through) with retry, breaker and spool."""
+
+    signal = "traces"
+    sink = "otlp"
+
+    def __init__(self, **properties: Any) -> None:
+        ours, theirs = _split(properties)
+        self.inner = OTLPSpanExporter(**theirs)
+        super().__init__(ExporterSettings.with_properties(**ours))
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS if self.delivery.deliver(spans) else SpanExportResult.FAILURE
+
+    def send(self, batch: Sequence[ReadableSpan]) -> bool:
+        ok = self.inner.export(batch) is SpanExportResult.SUCCESS
+        if ok:
+            self.counters.add_exported(len(batch), len(batch))
+        return ok
+
+    def encode(self, batch: Sequence[ReadableSpan]) -> bytes:
+        return encode_span_batch(batch)
+
+    def decode(self, payload: bytes) -> Sequence[ReadableSpan]:
+        return decode_span_batch(payload)
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.inner.shutdown()

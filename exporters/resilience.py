@@ -1,0 +1,188 @@
+"""Delivery that loses nothing: retry with backoff and jitter, a circuit breaker, and a spool.
+
+Written once for any exporter and any signal. The OTel batch processors ignore an exporter's result
+and never retry, so this has to live in the exporter itself. A batch is *accepted* once it is either
+delivered or durably spooled; spooled batches are replayed (oldest first) by a background thread and
+removed only after they are delivered, so the store's record ids make a replay idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from exporters.breaker import BreakerState, CircuitBreaker
+from exporters.counters import ExportCounters
+from exporters.settings import ExporterSettings
+from exporters.spool import Spool
+
+_logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Delivery(Protocol[T]):
+    """One signal's way to a sink: send a batch, and encode / decode it for the spool."""
+
+    def send(self, batch: Sequence[T]) -> bool: ...
+
+    def encode(self, batch: Sequence[T]) -> bytes: ...
+
+    def decode(self, payload: bytes) -> Sequence[T]: ...
+
+
+class ResilientDelivery(Generic[T]):
+    def __init__(
+        self, name: str, delivery: Delivery[T], settings: ExporterSettings, counters: ExportCounters
+    ) -> None:
+        self.name = name
+        self.delivery = delivery
+        self.settings = settings
+        self.counters = counters
+        self.breaker = CircuitBreaker(settings.circuit_breaker_threshold, settings.circuit_breaker_timeout)
+        self.spool = (
+            Spool(settings.fallback_directory / name, settings.fallback_max_files)
+            if settings.enable_fault_tolerance and settings.enable_fallback_storage
+            else None
+        )
+        delay = settings.retry_delay_seconds
+        self._retrying = Retrying(
+            stop=stop_after_attempt(settings.max_retry_attempts + 1),
+            # Exponential backoff with full jitter, capped at 30 s like the OTel Collector's.
+            wait=wait_random_exponential(multiplier=delay, max=max(delay, 30.0)) if delay else lambda _: 0.0,
+            retry=retry_if_result(lambda delivered: delivered is not True)
+            | retry_if_exception_type(Exception),
+            before_sleep=lambda state: self.counters.add("retried", 1),
+            retry_error_callback=lambda state: False,
+        )
+        self._replay_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._replayer: threading.Thread | None = None
+        if self.spool is not None:
+            self._replayer = threading.Thread(
+                target=self._replay_loop, name=f"pipetrace-replay-{name}", daemon=True
+            )
+            self._replayer.start()
+
+    def deliver(self, batch: Sequence[T]) -> bool:
+        """Deliver or durably spool ``batch``; False only when it had to be dropped."""
+        if not batch:
+            return True
+        if not self.settings.enable_fault_tolerance:
+            if self._send_once(batch):
+                return True
+            self.counters.add("failed", len(batch))
+            return False
+        if self.breaker.allow():
+            if self._retrying(self._send_once, batch):
+                self.breaker.record_success()
+                if self.spool is not None and self.counters.get("spooled") > self.counters.get("replayed"):
+                    self._wake.set()
+                return True
+            self.breaker.record_failure()
+            self.counters.add("failed", len(batch))
+            _logger.warning(
+                "%s: could not deliver %d records; breaker %s",
+                self.name,
+                len(batch),
+                self.breaker.state.value,
+            )
+        return self._spool_batch(batch)
+
+    def _send_once(self, batch: Sequence[T]) -> bool:
+        try:
+            return self.delivery.send(batch)
+        except Exception:
+            _logger.exception("%s: delivery failed", self.name)
+            return False
+
+    def _spool_batch(self, batch: Sequence[T]) -> bool:
+        if self.spool is None:
+            self.counters.add("dropped", len(batch))
+            _logger.error("%s: dropped %d records (fallback storage is off)", self.name, len(batch))
+            return False
+        try:
+            stored = self.spool.put(self.delivery.encode(batch), len(batch))
+        except OSError:
+            _logger.exception("%s: could not spool %d records; dropped", self.name, len(batch))
+            stored = False
+        if not stored:
+            self.counters.add("dropped", len(batch))
+            _logger.error(
+                "%s: spool full (%d files); dropped %d new records, kept what was spooled",
+                self.name, self.spool.max_files, len(batch),
+            )  # fmt: skip
+            return False
+        self.counters.add("spooled", len(batch))
+        return True
+
+    def replay(self) -> int:
+        """Deliver spooled batches, oldest first, until one fails; return how many records went."""
+        if self.spool is None:
+            return 0
+        delivered = 0
+        with self._replay_lock:
+            for spooled in self.spool.pending():
+                try:
+                    batch = self.delivery.decode(spooled.path.read_bytes())
+                except FileNotFoundError:
+                    continue  # replayed by another process sharing the folder
+                except Exception as exc:
+                    self.spool.quarantine(spooled, f"{type(exc).__name__}: {exc}")
+                    self.counters.add("quarantined", spooled.records)
+                    continue
+                if not self.breaker.allow():
+                    break
+                if not self._send_once(batch):
+                    self.breaker.record_failure()
+                    break
+                self.breaker.record_success()
+                self.spool.remove(spooled)
+                self.counters.add("replayed", len(batch))
+                delivered += len(batch)
+        if delivered:
+            _logger.info("%s: replayed %d spooled records", self.name, delivered)
+        return delivered
+
+    def _replay_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.spool is not None and self.spool.pending():
+                    self.replay()
+            except Exception:
+                _logger.exception("%s: replay failed; will try again", self.name)
+            self._wake.wait(self.settings.replay_interval_seconds)
+            self._wake.clear()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "breaker": self.breaker.state.value,
+            "spool": self.spool.status() if self.spool is not None else None,
+        }
+
+    @property
+    def healthy(self) -> bool:
+        return self.breaker.state is BreakerState.CLOSED
+
+    def shutdown(self) -> None:
+        """Stop the replayer after one last replay, so a clean exit leaves as little spooled as it can."""
+        self._stop.set()
+        self._wake.set()
+        if self._replayer is not None and self._replayer.is_alive():
+            self._replayer.join(timeout=30)
+        try:
+            self.replay()
+        except Exception:
+            _logger.exception("%s: final replay failed; the spool is kept for the next start", self.name)

@@ -1,0 +1,100 @@
+"""``pipetrace spool status`` and ``pipetrace spool replay``: look at and drain the spool by hand."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from exporters.base import ResilientExporter
+from exporters.log_exporter import DuckDBLogRecordExporter
+from exporters.otlp_exporter import ResilientOTLPLogExporter, ResilientOTLPSpanExporter
+from exporters.settings import ExporterSettings
+from exporters.span_exporter import DuckDBSpanExporter
+from exporters.spool import Spool
+from exporters.store import TelemetryStore
+
+# Spool folders are named <sink>-<signal> by the exporter that wrote them.
+_FOLDERS = ("duckdb-logs", "duckdb-traces", "otlp-logs", "otlp-traces")
+
+
+def _settings() -> ExporterSettings:
+    return ExporterSettings()
+
+
+@click.group()
+def spool() -> None:
+    """The fallback spool (FALLBACK_DIRECTORY): batches that could not be delivered yet."""
+
+
+@spool.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(as_json: bool) -> None:
+    """Show what is spooled, per exporter and signal."""
+    settings = _settings()
+    folders: dict[str, Any] = {}
+    for name in _FOLDERS:
+        folder = settings.fallback_directory / name
+        if folder.is_dir():
+            folders[name] = Spool(folder, settings.fallback_max_files).status()
+    if as_json:
+        click.echo(orjson.dumps({"directory": str(settings.fallback_directory), "spools": folders}).decode())
+        return
+    click.echo(
+        f"spool folder {settings.fallback_directory} (at most {settings.fallback_max_files} files each)"
+    )
+    if not folders:
+        click.echo("  empty")
+    for name, state in folders.items():
+        click.echo(
+            f"  {name:14} {state['files']:5} files {state['records']:9} records {state['bytes']:11} bytes"
+            f" {state['quarantined_files']:4} quarantined"
+        )
+
+
+@spool.command()
+def replay() -> None:
+    """Deliver spooled batches now: into the DuckDB store, and over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT."""
+    settings = _settings()
+    pending = {
+        name for name in _FOLDERS if (folder := settings.fallback_directory / name).is_dir()
+        and Spool(folder, settings.fallback_max_files).pending()
+    }  # fmt: skip
+    if not pending:
+        click.echo("nothing to replay")
+        return
+    failed = False
+    if pending & {"duckdb-logs", "duckdb-traces"}:
+        store = TelemetryStore(settings.database)
+        if store.check_writable() is not None:
+            store.close()
+            click.echo(
+                f"cannot open {settings.database}: {store.last_error}\n"
+                "If `pipetrace serve` is running, it replays the spool by itself.",
+                err=True,
+            )
+            sys.exit(1)
+        exporters: list[ResilientExporter[Any]] = [
+            DuckDBLogRecordExporter(store=store, settings=settings),
+            DuckDBSpanExporter(store=store, settings=settings),
+        ]
+        failed |= _drain(exporters)
+        store.close()
+    if pending & {"otlp-logs", "otlp-traces"}:
+        failed |= _drain([ResilientOTLPLogExporter(), ResilientOTLPSpanExporter()])
+    sys.exit(1 if failed else 0)
+
+
+def _drain(exporters: list[ResilientExporter[Any]]) -> bool:
+    failed = False
+    for exporter in exporters:
+        try:
+            delivered = exporter.delivery.replay()
+            left = exporter.delivery.spool.pending() if exporter.delivery.spool is not None else []
+            click.echo(f"{exporter.delivery.name}: replayed {delivered} records, {len(left)} files left")
+            failed |= bool(left)
+        finally:
+            exporter.shutdown()
+    return failed
