@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -52,8 +54,10 @@ class Telemetry:
         default_factory=lambda: [PipelineContextLogProcessor()]
     )
     batching: Batching = field(default_factory=Batching)
+    metric_readers: Sequence[MetricReader] = ()
     tracer_provider: TracerProvider = field(init=False)
     logger_provider: LoggerProvider = field(init=False)
+    meter_provider: MeterProvider = field(init=False)
     _handler: LoggingHandler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -61,6 +65,7 @@ class Telemetry:
         self.tracer_provider.add_span_processor(PipelineContextSpanProcessor())
         for span_exporter in self.span_exporters:
             self.tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        self.meter_provider = MeterProvider(resource=self.resource, metric_readers=list(self.metric_readers))
         self.logger_provider = LoggerProvider(resource=self.resource)
         for processor in self.log_processors:
             self.logger_provider.add_log_record_processor(processor)
@@ -116,3 +121,4 @@ class Telemetry:
             self._handler = None
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
+        self.meter_provider.shutdown()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask
+from opentelemetry.sdk.metrics.export import MetricReader
 
 from exporters.log_exporter import DuckDBLogRecordExporter
 from exporters.span_exporter import DuckDBSpanExporter
 from exporters.store import TelemetryStore
 from instrumentation.flask import instrument_app
+from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry, service_resource
 from service.errors import register_error_handlers
 from service.query import LogQueries
@@ -22,7 +25,9 @@ from service.state import EXTENSION_KEY, ServiceState, state
 _logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None, *, metric_readers: Sequence[MetricReader] = (), **overrides: Any
+) -> Flask:
     """Build a service: open the store, wire telemetry into it, mount the routes.
 
     ``overrides`` are settings fields, for tests and the CLI. Call :func:`close_app` when done.
@@ -48,7 +53,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
             max_queue_size=settings.log_queue_size,
             schedule_delay_millis=settings.log_schedule_delay_ms,
         ),
+        metric_readers=metric_readers,
     )
+    observe_exporters(telemetry.meter_provider, {"logs": log_exporter, "traces": span_exporter})
     telemetry.bridge_logging(settings.log_level)
 
     app = Flask(__name__)

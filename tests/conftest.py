@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -81,7 +82,7 @@ class LiveServer:
         return self.process.returncode
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None) -> LiveServer:
+def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> LiveServer:
     """Start ``pipetrace serve`` on a free loopback port and wait until it is ready.
 
     Its output goes to ``serve.log`` beside the data folder, which failing tests print.
@@ -90,7 +91,7 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None) -> LiveServe
     log_path = data_dir.parent / f"{data_dir.name}-serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "pipetrace"), "serve", "--port", "0", "--data-dir", str(data_dir)],
+            [str(BIN / "pipetrace"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -116,6 +117,13 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None) -> LiveServe
         time.sleep(0.1)
     server.stop()
     raise RuntimeError("pipetrace serve never became ready:\n" + log_path.read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -62,3 +65,35 @@ def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             return bool(predicate())
         time.sleep(interval)
+
+
+class LockHolder:
+    """Another process that opens a DuckDB file read-write, and so holds its lock, until released."""
+
+    _PROGRAM = "import duckdb, sys; c = duckdb.connect({path!r}); print('held', flush=True); sys.stdin.read()"
+
+    def __init__(self, path: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self._PROGRAM.format(path=str(path))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "held"
+
+    def release(self) -> None:
+        """Let go of the lock: the holder exits when its stdin closes."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> LockHolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.release()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from exporters.breaker import BreakerState, CircuitBreaker
 from exporters.spool import Spool
 from exporters.store import TelemetryStore
 from tests.exporters.fakes import FailingStore, FlakyStore
-from tests.helpers import make_records, wait_until
+from tests.helpers import LockHolder, make_records, wait_until
 
 T0 = 1_790_000_000_000_000_000
 
@@ -41,34 +40,15 @@ def batches(count: int, size: int, prefix: str = "r") -> list[list]:  # type: ig
 
 
 @pytest.fixture
-def lock_holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """Another process that opens the database file read-write, and so holds DuckDB's lock."""
+def lock_holder(tmp_path: Path) -> Iterator[tuple[Path, LockHolder]]:
     path = tmp_path / "locked.duckdb"
     TelemetryStore(path).close()  # create it, with its schema
-    program = (
-        f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); sys.stdin.read()"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    yield path, holder
-    if holder.poll() is None:
-        holder.kill()
-    holder.wait()
-    for stream in (holder.stdin, holder.stdout):
-        if stream is not None:
-            stream.close()
-
-
-def release(holder: subprocess.Popen[str]) -> None:
-    assert holder.stdin is not None
-    holder.stdin.close()
-    holder.wait(timeout=10)
+    with LockHolder(path) as holder:
+        yield path, holder
 
 
 def test_locked_database_spools_then_everything_arrives_exactly_once(
-    lock_holder: tuple[Path, subprocess.Popen[str]],
+    lock_holder: tuple[Path, LockHolder],
 ) -> None:
     path, holder = lock_holder
     exporter = DuckDBLogRecordExporter(
@@ -79,7 +59,7 @@ def test_locked_database_spools_then_everything_arrives_exactly_once(
         assert exporter.export(batch) is LogRecordExportResult.SUCCESS
     assert exporter.status()["spooled"] == 75
     assert exporter.status()["exported"] == 0
-    release(holder)
+    holder.release()
     assert wait_until(lambda: exporter.status()["replayed"] == 75)
     assert exporter.export(sent[3]) is LogRecordExportResult.SUCCESS
     assert exporter.status()["spool"]["files"] == 0
