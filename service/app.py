@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask
+from flask_cors import CORS
 from opentelemetry.sdk.metrics.export import MetricReader
 
 from exporters.log_exporter import DuckDBLogRecordExporter
 from exporters.span_exporter import DuckDBSpanExporter
 from exporters.store import TelemetryStore
-from instrumentation.flask import instrument_app
+from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry, service_resource
 from service.errors import register_error_handlers
@@ -69,6 +70,14 @@ def create_app(
         queries=LogQueries(store),
     )
     register_error_handlers(app)
+    CORS(
+        app,
+        resources={
+            r"/api/*": {"origins": settings.cors_origins},
+            r"/v1/*": {"origins": settings.cors_origins},
+        },
+        expose_headers=[CORRELATION_HEADER, "traceresponse"],
+    )
     for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint):
         app.register_blueprint(blueprint)
     instrument_app(app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging)

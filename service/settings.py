@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         1000, ge=1, validation_alias=_env("OTEL_BLRP_SCHEDULE_DELAY", "log_schedule_delay_ms")
     )
 
+    allow_origins: str = Field(
+        "http://localhost:3000", validation_alias=_env("ALLOW_ORIGINS", "allow_origins")
+    )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """``ALLOW_ORIGINS`` is a comma-separated list; ``*`` allows any origin."""
+        return [origin.strip() for origin in self.allow_origins.split(",") if origin.strip()]
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

@@ -80,3 +80,34 @@ def test_a_separate_process_writes_through_the_entry_points(tmp_path: Path, rout
         assert [log["trace_id"] for log in by_pipeline["logs"]] == [trace_id]
     finally:
         close_app(app)
+
+
+def test_config_file_properties_reach_the_exporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.configuration import load_config_file
+
+    from exporters import DuckDBLogRecordExporter
+
+    monkeypatch.setenv("MAX_RETRY_ATTEMPTS", "7")
+    monkeypatch.setenv("CIRCUIT_BREAKER_TIMEOUT", "2.5")
+    monkeypatch.setenv("PIPETRACE_DB", str(tmp_path / "from-config.duckdb"))
+    config = load_config_file(str(REPOSITORY / "otel-config.yaml"))
+    properties = config.logger_provider.processors[0].batch.exporter.additional_properties["duckdb"]
+    exporter = DuckDBLogRecordExporter(**properties)
+    try:
+        assert exporter.settings.max_retry_attempts == 7
+        assert exporter.settings.circuit_breaker_timeout == 2.5
+        assert exporter.settings.fallback_max_files == 100  # the seed's default
+        assert exporter.store.path == str(tmp_path / "from-config.duckdb")
+    finally:
+        exporter.shutdown()
+
+
+def test_a_wrong_property_is_refused_by_name() -> None:
+    from pydantic import ValidationError
+
+    from exporters import DuckDBLogRecordExporter
+
+    with pytest.raises(ValidationError, match="max_retry_attempts"):
+        DuckDBLogRecordExporter(max_retry_attempts="many")
+    with pytest.raises(ValidationError, match="retries"):
+        DuckDBLogRecordExporter(retries=3)

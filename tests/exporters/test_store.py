@@ -110,3 +110,38 @@ def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path
     assert via_parquet.cursor().execute(query).fetchall() == via_arrow.cursor().execute(query).fetchall()
     via_arrow.close()
     via_parquet.close()
+
+
+class _InvalidatedConnection:
+    """Stands in for a DuckDB handle after a fatal error: every statement fails as DuckDB's would."""
+
+    def cursor(self) -> _InvalidatedConnection:
+        return self
+
+    def register(self, *args: object) -> None:
+        pass
+
+    def unregister(self, *args: object) -> None:
+        pass
+
+    def execute(self, *args: object) -> None:
+        raise duckdb.FatalException(
+            "FATAL Error: database has been invalidated because of a previous fatal error"
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_invalidated_handle_is_closed_and_the_file_reopened(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "fatal.duckdb")
+    real = store._connection
+    assert real is not None
+    real.close()
+    store._connection = _InvalidatedConnection()  # type: ignore[assignment]
+    with pytest.raises(duckdb.FatalException):
+        store.insert_logs(log_table(make_records(3, start_ns=1)))
+    assert store._connection is None and "invalidated" in (store.last_error or "")
+    assert store.insert_logs(log_table(make_records(3, start_ns=1))) == 3  # opened again
+    assert store.last_error is None
+    store.close()

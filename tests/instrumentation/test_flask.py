@@ -123,3 +123,22 @@ def test_traceparent_over_real_http(live_server: LiveServer) -> None:
     logs = found.json()["logs"]
     assert logs[0]["body"].startswith("GET /api/logs/stats 200")
     assert logs[0]["attributes"]["client.address"] == "127.0.0.1"
+
+
+def test_cors_follows_allow_origins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOW_ORIGINS", "http://ui.example, http://localhost:5173")
+    app = create_app(data_dir=tmp_path / "cors")
+    try:
+        client = app.test_client()
+        preflight = client.options(
+            "/api/logs/stats",
+            headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+        allowed = client.get("/api/logs/stats", headers={"Origin": "http://ui.example"})
+        assert allowed.headers["Access-Control-Allow-Origin"] == "http://ui.example"
+        assert "X-Correlation-ID" in allowed.headers["Access-Control-Expose-Headers"]
+        other = client.get("/api/logs/stats", headers={"Origin": "http://evil.example"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+    finally:
+        close_app(app)
