@@ -66,6 +66,7 @@ class ResilientDelivery(Generic[T]):
             before_sleep=lambda state: self.counters.add("retried", 1),
             retry_error_callback=lambda state: False,
         )
+        self.last_error: str | None = None
         self._replay_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -88,24 +89,25 @@ class ResilientDelivery(Generic[T]):
         if self.breaker.allow():
             if self._retrying(self._send_once, batch):
                 self.breaker.record_success()
+                self.last_error = None
                 if self.spool is not None and self.counters.get("spooled") > self.counters.get("replayed"):
                     self._wake.set()
                 return True
             self.breaker.record_failure()
             self.counters.add("failed", len(batch))
             _logger.warning(
-                "%s: could not deliver %d records; breaker %s",
-                self.name,
-                len(batch),
-                self.breaker.state.value,
-            )
+                "%s: could not deliver %d records (%s); breaker %s",
+                self.name, len(batch), self.last_error or "the sink refused them", self.breaker.state.value,
+            )  # fmt: skip
         return self._spool_batch(batch)
 
     def _send_once(self, batch: Sequence[T]) -> bool:
         try:
             return self.delivery.send(batch)
-        except Exception:
-            _logger.exception("%s: delivery failed", self.name)
+        except Exception as exc:
+            # One warning per batch (in deliver) says what happened; each attempt's trace is for DEBUG.
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            _logger.debug("%s: delivery attempt failed", self.name, exc_info=True)
             return False
 
     def _spool_batch(self, batch: Sequence[T]) -> bool:
@@ -169,6 +171,7 @@ class ResilientDelivery(Generic[T]):
     def status(self) -> dict[str, Any]:
         return {
             "breaker": self.breaker.state.value,
+            "last_error": self.last_error,
             "spool": self.spool.status() if self.spool is not None else None,
         }
 
