@@ -49,6 +49,7 @@ class Spool:
             if len(self._names()) >= self.max_files:
                 return False
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence)}-n{records}.otlp.json"
+        self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"
         with open(temporary, "wb") as handle:
@@ -93,9 +94,11 @@ class Spool:
         }
 
     def _names(self) -> list[str]:
-        return [
-            entry.name for entry in os.scandir(self.directory) if entry.is_file() and _NAME.match(entry.name)
-        ]
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return []  # the folder was removed under us: nothing is spooled
+        return [entry.name for entry in entries if entry.is_file() and _NAME.match(entry.name)]
 
 
 def _fsync_directory(directory: Path) -> None:
