@@ -76,6 +76,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "pipeline definitions and their runs",
+        (
+            """
+            CREATE TABLE pipelines (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                template VARCHAR NOT NULL,
+                params VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """,
+            """
+            CREATE TABLE runs (
+                id VARCHAR PRIMARY KEY,
+                pipeline_id VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                trace_id VARCHAR,
+                queued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                started_at TIMESTAMPTZ,
+                finished_at TIMESTAMPTZ,
+                exit_code INTEGER,
+                rows_loaded VARCHAR,
+                error VARCHAR
+            )
+            """,
+            "CREATE INDEX runs_by_pipeline ON runs (pipeline_id)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

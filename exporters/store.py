@@ -25,6 +25,13 @@ from exporters.schema import migrate
 
 _logger = logging.getLogger(__name__)
 
+# DuckDB imports pandas lazily, on the first register() of whichever thread gets there first. When an
+# exporter thread does that while the program's own thread imports pandas too (dlt does, in extract),
+# one of them gets a half-initialised module. Importing it here, once, before any exporter thread runs,
+# closes the race; programs without pandas are unaffected.
+with contextlib.suppress(ImportError):
+    import pandas  # noqa: F401
+
 # A log record's id is a hash of its content, computed here in one vectorised step rather than per
 # record in Python: the same record exported twice gets the same id. DuckDB's hash() is stable within
 # the pinned DuckDB minor version; see README, "Stable record ids".

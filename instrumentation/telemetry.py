@@ -64,7 +64,10 @@ class Telemetry:
         self.tracer_provider = TracerProvider(resource=self.resource)
         self.tracer_provider.add_span_processor(PipelineContextSpanProcessor())
         for span_exporter in self.span_exporters:
-            self.tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+            # The same schedule as logs (the SDK's span default is 5 s), so a trace shows up whole.
+            self.tracer_provider.add_span_processor(
+                BatchSpanProcessor(span_exporter, schedule_delay_millis=self.batching.schedule_delay_millis)
+            )
         self.meter_provider = MeterProvider(resource=self.resource, metric_readers=list(self.metric_readers))
         self.logger_provider = LoggerProvider(resource=self.resource)
         for processor in self.log_processors:

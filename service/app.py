@@ -17,9 +17,11 @@ from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry, service_resource
 from service.errors import register_error_handlers
+from service.pipelines import PipelineRepository
 from service.query import LogQueries
 from service.retention import RetentionWorker
-from service.routes import health, logs, otlp
+from service.routes import health, logs, otlp, pipelines
+from service.runner import RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
 
@@ -61,6 +63,10 @@ def create_app(
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    repository = PipelineRepository(store, settings.data_dir / "secrets")
+    interrupted = repository.fail_interrupted()
+    if interrupted:
+        _logger.warning("%d runs were in flight when the service last stopped; marked failed", interrupted)
     app.extensions[EXTENSION_KEY] = ServiceState(
         settings=settings,
         store=store,
@@ -68,7 +74,12 @@ def create_app(
         span_exporter=span_exporter,
         telemetry=telemetry,
         queries=LogQueries(store),
-    )
+        repository=repository,
+        runs=RunManager(
+            repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
+            settings.max_concurrent_runs,
+        ),
+    )  # fmt: skip
     register_error_handlers(app)
     CORS(
         app,
@@ -78,7 +89,7 @@ def create_app(
         },
         expose_headers=[CORRELATION_HEADER, "traceresponse"],
     )
-    for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint):
+    for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint, pipelines.blueprint):
         app.register_blueprint(blueprint)
     instrument_app(app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging)
 
@@ -100,5 +111,6 @@ def close_app(app: Flask) -> None:
     if worker is not None:
         worker.stop()
     service = state(app)
+    service.runs.shutdown()  # runs in flight are cancelled and flush their telemetry first
     service.telemetry.shutdown()  # flushes the batch processors, then shuts the exporters down
     service.store.close()

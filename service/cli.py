@@ -58,6 +58,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, threads: in
     app = create_app(settings)
     # One process, many threads: DuckDB lets a single process write the file.
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
+    # Runs send their telemetry back here; they need the address actually bound (port 0 picks one).
+    app.config["PIPETRACE_URL"] = f"http://{settings.host}:{server.effective_port}"
     signal.signal(signal.SIGTERM, _raise_interrupt)
     click.echo(
         f"pipetrace listening on http://{settings.host}:{server.effective_port} (store {settings.database})",

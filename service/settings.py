@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         1000, ge=1, validation_alias=_env("OTEL_BLRP_SCHEDULE_DELAY", "log_schedule_delay_ms")
     )
 
+    max_concurrent_runs: int = Field(
+        4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")
+    )
     allow_origins: str = Field(
         "http://localhost:3000", validation_alias=_env("ALLOW_ORIGINS", "allow_origins")
     )

@@ -11,7 +11,9 @@ from exporters.log_exporter import DuckDBLogRecordExporter
 from exporters.span_exporter import DuckDBSpanExporter
 from exporters.store import TelemetryStore
 from instrumentation.telemetry import Telemetry
+from service.pipelines import PipelineRepository
 from service.query import LogQueries
+from service.runner import RunManager
 from service.settings import Settings
 
 EXTENSION_KEY = "pipetrace"
@@ -25,6 +27,8 @@ class ServiceState:
     span_exporter: DuckDBSpanExporter
     telemetry: Telemetry
     queries: LogQueries
+    repository: PipelineRepository
+    runs: RunManager
 
     def ingest_counters(self) -> dict[str, Any]:
         """Each exporter's record counters, breaker state and spool size."""

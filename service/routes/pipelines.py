@@ -1,0 +1,105 @@
+"""``/api/templates``, ``/api/pipelines`` and ``/api/runs``: define pipelines, run them, follow runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from service.errors import ApiError, bad_parameter
+from service.params import parse_identifier, parse_limit, reject_unknown
+from service.state import state
+from templates.catalog import TEMPLATES
+from templates.render import TemplateError, render
+
+blueprint = Blueprint("pipelines", __name__, url_prefix="/api")
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "expected a JSON object", "body")
+    return body
+
+
+@blueprint.get("/templates")
+def templates() -> Response:
+    reject_unknown(request.args, frozenset())
+    return jsonify(
+        {"templates": [{"name": t.name, "description": t.description, "parameters": t.schema()}
+                       for t in TEMPLATES.values()]}
+    )  # fmt: skip
+
+
+@blueprint.post("/pipelines")
+def create_pipeline() -> tuple[Response, int]:
+    body = _body()
+    unknown = set(body) - {"name", "template", "params"}
+    if unknown:
+        raise bad_parameter(sorted(unknown)[0], "unknown field; expected name, template, params")
+    name, template_name = body.get("name"), body.get("template")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise bad_parameter("name", "must be a non-empty string of at most 200 characters")
+    if not isinstance(template_name, str):
+        raise bad_parameter("template", f"must be one of {', '.join(TEMPLATES)}")
+    try:
+        # Rendering once here validates the parameters and proves the script parses before we keep it.
+        rendered = render(template_name, body.get("params", {}), "validation")
+    except TemplateError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc), exc.parameter) from exc
+    pipeline = state().repository.create(
+        name.strip(), template_name, rendered.public_params, rendered.secret_env
+    )
+    return jsonify(pipeline.as_json()), 201
+
+
+@blueprint.get("/pipelines")
+def list_pipelines() -> Response:
+    reject_unknown(request.args, frozenset())
+    return jsonify({"pipelines": [p.as_json() for p in state().repository.all()]})
+
+
+def _pipeline(pipeline_id: str) -> Any:
+    found = state().repository.get(parse_identifier("pipeline_id", pipeline_id))
+    if found is None:
+        raise ApiError(404, "not_found", f"no pipeline {pipeline_id}", "pipeline_id")
+    return found
+
+
+@blueprint.get("/pipelines/<pipeline_id>")
+def get_pipeline(pipeline_id: str) -> Response:
+    pipeline = _pipeline(pipeline_id)
+    return jsonify({**pipeline.as_json(), "runs": state().repository.runs(pipeline.id, limit=10)})
+
+
+@blueprint.post("/pipelines/<pipeline_id>/runs")
+def start_run(pipeline_id: str) -> tuple[Response, int]:
+    pipeline = _pipeline(pipeline_id)
+    return jsonify(state().runs.start(pipeline)), 202
+
+
+@blueprint.get("/pipelines/<pipeline_id>/runs")
+def list_runs(pipeline_id: str) -> Response:
+    reject_unknown(request.args, frozenset({"limit"}))
+    pipeline = _pipeline(pipeline_id)
+    return jsonify({"runs": state().repository.runs(pipeline.id, parse_limit(request.args.get("limit")))})
+
+
+def _run(run_id: str) -> dict[str, Any]:
+    found = state().repository.run(parse_identifier("run_id", run_id))
+    if found is None:
+        raise ApiError(404, "not_found", f"no run {run_id}", "run_id")
+    return found
+
+
+@blueprint.get("/runs/<run_id>")
+def get_run(run_id: str) -> Response:
+    return jsonify(_run(run_id))
+
+
+@blueprint.post("/runs/<run_id>/cancel")
+def cancel_run(run_id: str) -> tuple[Response, int]:
+    run = _run(run_id)
+    if not state().runs.cancel(run["run_id"]):
+        raise ApiError(409, "conflict", f"run {run_id} has already finished ({run['status']})", "run_id")
+    return jsonify({"run_id": run["run_id"], "status": "cancelling"}), 202

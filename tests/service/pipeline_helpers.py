@@ -1,0 +1,52 @@
+"""Drive pipelines through a running service, as a user of the API would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.conftest import LiveServer
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def create(
+    server: LiveServer, template: str, params: dict[str, Any], name: str | None = None
+) -> dict[str, Any]:
+    response = server.post("/api/pipelines", json={"name": name or f"{template} test", "template": template,
+                                                   "params": params})  # fmt: skip
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def start(server: LiveServer, pipeline_id: str, traceparent: str | None = None) -> dict[str, Any]:
+    headers = {"traceparent": traceparent} if traceparent else {}
+    response = server.post(f"/api/pipelines/{pipeline_id}/runs", headers=headers)
+    assert response.status_code == 202, response.text
+    started: dict[str, Any] = response.json()
+    return started
+
+
+def wait_for_run(server: LiveServer, run_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = server.get(f"/api/runs/{run_id}").json()
+        if run["status"] in FINISHED:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish in {timeout} s: {run}")
+
+
+def wait_for_logs(server: LiveServer, path: str, predicate: Any, timeout: float = 20) -> dict[str, Any]:
+    """The run's telemetry arrives asynchronously (OTLP, then the service's batch): poll for it."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = server.get(path)
+        if response.status_code == 200:
+            body = response.json()
+            if predicate(body):
+                return body
+        time.sleep(0.25)
+    raise AssertionError(f"{path} never satisfied the check; last answer: {str(body)[:2000]}")
