@@ -45,9 +45,18 @@ def transform_record(record: dict[str, Any], operations: Sequence[Mapping[str, A
     return out
 
 
+# dlt column types for casts: a SQL source's reflected column type would otherwise win.
+_CAST_TYPES = {"string": "text", "integer": "bigint", "number": "double", "boolean": "bool"}
+
+
 def with_transformations(resource: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
     if operations:
         resource.add_map(lambda record: transform_record(record, operations))
+        casts = {
+            op["field"]: {"data_type": _CAST_TYPES[op["type"]]} for op in operations if op["op"] == "cast"
+        }
+        if casts:
+            resource.apply_hints(columns=casts)
     return resource
 
 

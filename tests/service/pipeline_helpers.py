@@ -13,8 +13,9 @@ FINISHED = ("succeeded", "failed", "cancelled")
 def create(
     server: LiveServer, template: str, params: dict[str, Any], name: str | None = None
 ) -> dict[str, Any]:
-    response = server.post("/api/pipelines", json={"name": name or f"{template} test", "template": template,
-                                                   "params": params})  # fmt: skip
+    response = server.post(
+        "/api/pipelines", json={"name": name or f"{template} test", "template": template, "params": params}
+    )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created

@@ -40,9 +40,17 @@ def destination_rows(server: LiveServer, pipeline_id: str, query: str) -> list[A
 def test_templates_are_listed_with_their_parameter_schemas(live_server: LiveServer) -> None:
     templates = {t["name"]: t for t in live_server.get("/api/templates").json()["templates"]}
     assert set(templates) == {
-        "api", "simple", "dlt_code", "simple_s3_anon_login", "simple_transform_field", "sql_db", "sql_db_old",
-        "sql_db_transform", "sql_server", "sql_server_transform",
-    }  # fmt: skip
+        "api",
+        "simple",
+        "dlt_code",
+        "simple_s3_anon_login",
+        "simple_transform_field",
+        "sql_db",
+        "sql_db_old",
+        "sql_db_transform",
+        "sql_server",
+        "sql_server_transform",
+    }
     assert templates["dlt_code"]["parameters"]["required"] == ["code"]
     assert templates["sql_db_old"]["parameters"]["properties"]["password"]["x-secret"] is True
 
@@ -76,9 +84,10 @@ def test_a_run_is_traced_end_to_end(live_server: LiveServer) -> None:
     assert all(log["pipeline_id"] == pipeline["id"] and log["run_id"] == run["run_id"] for log in logs)
 
     trace = wait_for_logs(
-        live_server, f"/api/logs/correlation/{TRACE}",
+        live_server,
+        f"/api/logs/correlation/{TRACE}",
         lambda body: {s["name"] for s in body["spans"]} >= EXPECTED_SPANS,
-    )  # fmt: skip
+    )
     spans = {span["name"]: span for span in trace["spans"]}
     request_span = spans[REQUEST_SPAN]
     root = next(s for s in trace["spans"] if s["name"].startswith("pipeline "))
@@ -110,10 +119,13 @@ def test_a_failing_step_is_an_error_record_linked_to_its_span(live_server: LiveS
     assert run["error"]["step"] == "extract"
     assert "the source broke at row 2" in run["error"]["message"]
     trace = wait_for_logs(
-        live_server, f"/api/logs/correlation/{run['trace_id']}",
-        lambda body: any(s["name"] == "extract" for s in body["spans"])
-        and any(log["body"].startswith("step extract failed") for log in body["logs"]),
-    )  # fmt: skip
+        live_server,
+        f"/api/logs/correlation/{run['trace_id']}",
+        lambda body: (
+            any(s["name"] == "extract" for s in body["spans"])
+            and any(log["body"].startswith("step extract failed") for log in body["logs"])
+        ),
+    )
     extract = next(s for s in trace["spans"] if s["name"] == "extract")
     assert extract["status"]["code"] == "ERROR"
     failure = next(log for log in trace["logs"] if log["body"].startswith("step extract failed"))
@@ -128,9 +140,10 @@ def test_a_crashing_script_fails_with_its_stack_trace(live_server: LiveServer) -
     assert run["status"] == "failed"
     assert run["error"]["type"] == "ModuleNotFoundError"
     trace = wait_for_logs(
-        live_server, f"/api/logs/correlation/{run['trace_id']}",
+        live_server,
+        f"/api/logs/correlation/{run['trace_id']}",
         lambda body: any(log["severity_text"] == "ERROR" for log in body["logs"]),
-    )  # fmt: skip
+    )
     error = next(log for log in trace["logs"] if log["severity_text"] == "ERROR")
     assert "no_such_module_anywhere" in error["attributes"]["exception.stacktrace"]
 
