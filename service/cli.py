@@ -14,6 +14,7 @@ import waitress
 from pydantic import ValidationError
 
 from service.app import close_app, create_app
+from service.run_cli import run_command
 from service.settings import Settings
 from service.spool_cli import spool
 
@@ -78,6 +79,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, threads: in
 
 
 main.add_command(spool)
+main.add_command(run_command)
 
 if __name__ == "__main__":
     main()

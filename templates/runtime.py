@@ -240,6 +240,16 @@ def _write_result(env: RunEnvironment, result: dict[str, Any]) -> None:
         os.replace(temporary, env.result_file)
 
 
+def _interrupted(error: BaseException | None) -> bool:
+    """A cancellation, however deep dlt wrapped it (it turns KeyboardInterrupt into PipelineStepFailed)."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -302,24 +312,24 @@ def run(
             _logger.info("pipeline %s loaded %s", pipeline_name, result["rows_loaded"] or "no rows", extra={
                 "pipetrace.rows_loaded": orjson.dumps(result["rows_loaded"]).decode()})  # fmt: skip
             _ = info
-        except KeyboardInterrupt:
-            result["status"] = "cancelled"
-            result["error"] = {"type": "Cancelled", "message": "the run was cancelled"}
-            root.set_status(Status(StatusCode.ERROR, "cancelled"))
-            _logger.warning("run cancelled")
-        except Exception as exc:
-            failed_step = getattr(collector, "failed_step", None)
-            cause = exc.__cause__ or exc
-            result["error"] = {
-                "type": type(cause).__name__,
-                "message": str(cause)[:2000],
-                "step": failed_step,
-            }
-            root.record_exception(exc)
-            root.set_status(Status(StatusCode.ERROR, f"{type(cause).__name__}: {cause}"[:500]))
-            _logger.exception(
-                "pipeline %s failed%s", pipeline_name, f" in step {failed_step}" if failed_step else ""
-            )
+        except (KeyboardInterrupt, Exception) as exc:
+            if _interrupted(exc):
+                result["status"] = "cancelled"
+                result["error"] = {"type": "Cancelled", "message": "the run was cancelled"}
+                root.set_status(Status(StatusCode.ERROR, "cancelled"))
+                _logger.warning("run cancelled")
+            else:
+                failed_step = getattr(collector, "failed_step", None)
+                cause = exc.__cause__ or exc
+                result["error"] = {
+                    "type": type(cause).__name__,
+                    "message": str(cause)[:2000],
+                    "step": failed_step,
+                }
+                root.record_exception(exc)
+                root.set_status(Status(StatusCode.ERROR, f"{type(cause).__name__}: {cause}"[:500]))
+                where = f" in step {failed_step}" if failed_step else ""
+                _logger.exception("pipeline %s failed%s", pipeline_name, where)
         finally:
             result["duration_seconds"] = round(time.time() - started, 3)
     telemetry.shutdown()  # flushes the run's spans and logs (or spools them) before the process ends
