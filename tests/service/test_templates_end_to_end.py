@@ -204,6 +204,44 @@ def test_sql_db_and_sql_db_old_load_from_postgresql(service: LiveServer, postgre
     assert loaded(service, legacy, "SELECT count(*) FROM pipetrace.events") == [(40,)]
 
 
+def test_sql_db_transform_on_postgresql_and_bad_credentials(service: LiveServer, postgres: Postgres) -> None:
+    postgres.execute(
+        "DROP TABLE IF EXISTS accounts",
+        "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance text)",
+        "INSERT INTO accounts SELECT g, 'owner ' || g, (g * 100)::text FROM generate_series(1, 12) g",
+    )
+    pipeline, run = run_to_end(
+        service,
+        "sql_db_transform",
+        {
+            "connection_url": postgres.url,
+            "tables": ["accounts"],
+            "transformations": {
+                "accounts": [
+                    {"op": "cast", "field": "balance", "type": "integer"},
+                    {"op": "derive", "field": "owner_upper", "from": ["owner"], "case": "upper"},
+                ]
+            },
+        },
+    )
+    assert run["status"] == "succeeded", run["error"]
+    assert loaded(service, pipeline, "SELECT balance, owner_upper FROM pipetrace.accounts WHERE id = 2") == [
+        (200, "OWNER 2")
+    ]
+    wrong = postgres.url.replace(postgres.password, "not-the-password")
+    pipeline, run = run_to_end(service, "sql_db", {"connection_url": wrong, "tables": ["accounts"]})
+    assert run["status"] == "failed"
+    assert "password authentication failed" in run["error"]["message"]
+    trace = wait_for_logs(
+        service,
+        f"/api/logs/correlation/{run['trace_id']}",
+        lambda body: any(log["severity_text"] == "ERROR" for log in body["logs"]),
+    )
+    error = next(log for log in trace["logs"] if log["severity_text"] == "ERROR")
+    assert "password authentication failed" in error["attributes"]["exception.stacktrace"]
+    assert "not-the-password" not in str(trace)  # the URL with the password is a secret: never logged
+
+
 def test_sql_server_templates_fail_clearly_without_a_server(service: LiveServer) -> None:
     for template in ("sql_server", "sql_server_transform"):
         pipeline, run = run_to_end(
