@@ -61,6 +61,7 @@ TRANSFORMATION: dict[str, Any] = {
     ],
 }
 TRANSFORMATIONS = {"type": "array", "items": TRANSFORMATION, "maxItems": 100, "default": []}
+TABLE_TRANSFORMATIONS = {"type": "object", "additionalProperties": TRANSFORMATIONS, "default": {}}
 
 FILES: dict[str, Any] = {
     "bucket_url": {
@@ -167,11 +168,7 @@ def _sql_parts(name: str, description: str, engine: str, transform: bool) -> Tem
         },
     }
     if transform:
-        properties["transformations"] = {
-            "type": "object",
-            "additionalProperties": TRANSFORMATIONS,
-            "default": {},
-        }
+        properties["transformations"] = TABLE_TRANSFORMATIONS
     return Template(
         name,
         description,
@@ -194,11 +191,7 @@ def _sql_url(name: str, description: str, transform: bool) -> Template:
         **SQL_TABLES,
     }
     if transform:
-        properties["transformations"] = {
-            "type": "object",
-            "additionalProperties": TRANSFORMATIONS,
-            "default": {},
-        }
+        properties["transformations"] = TABLE_TRANSFORMATIONS
     return Template(
         name,
         description,

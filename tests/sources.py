@@ -23,6 +23,23 @@ USERS = [{"id": i, "name": f"user {i}", "email": f"u{i}@example.test"} for i in 
 PAGE_SIZE = 5
 
 
+def api_params(base_url: str, **extra: Any) -> dict[str, Any]:
+    """Parameters of the `api` template for the local REST API: pages of users, a bearer token."""
+    return {
+        "base_url": base_url,
+        "resources": [{"name": "users", "path": "users", "data_selector": "data", "primary_key": "id"}],
+        "paginator": {
+            "type": "page_number",
+            "page_param": "page",
+            "base_page": 1,
+            "total_path": "total_pages",
+        },
+        "auth": {"type": "bearer"},
+        "token": API_TOKEN,
+        **extra,
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

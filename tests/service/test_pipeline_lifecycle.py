@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import LiveServer, start_server
 from tests.service.pipeline_helpers import create, start, wait_for_logs, wait_for_run
-from tests.sources import API_TOKEN, start_rest_api
+from tests.sources import API_TOKEN, api_params, start_rest_api
 
 SLOW_CODE = textwrap.dedent(
     """
@@ -104,18 +104,7 @@ def test_secret_values_never_reach_the_store_or_the_scripts(live_server: LiveSer
         api = create(
             live_server,
             "api",
-            {
-                "base_url": base_url,
-                "resources": [{"name": "users", "path": "users", "data_selector": "data"}],
-                "paginator": {
-                    "type": "page_number",
-                    "page_param": "page",
-                    "base_page": 1,
-                    "total_path": "total_pages",
-                },
-                "auth": {"type": "bearer"},
-                "token": API_TOKEN,
-            },
+            api_params(base_url),
         )
         sql = create(
             live_server,

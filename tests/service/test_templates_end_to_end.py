@@ -13,7 +13,14 @@ import pytest
 
 from tests.conftest import LiveServer, start_server
 from tests.service.pipeline_helpers import create, start, wait_for_logs, wait_for_run
-from tests.sources import API_TOKEN, Postgres, sqlite_database, start_postgres, start_rest_api, start_s3
+from tests.sources import (
+    Postgres,
+    api_params,
+    sqlite_database,
+    start_postgres,
+    start_rest_api,
+    start_s3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,21 +130,7 @@ def test_api_pages_through_a_rest_api_with_a_bearer_token(service: LiveServer) -
         pipeline, run = run_to_end(
             service,
             "api",
-            {
-                "base_url": base_url,
-                "resources": [
-                    {"name": "users", "path": "users", "data_selector": "data", "primary_key": "id"}
-                ],
-                "paginator": {
-                    "type": "page_number",
-                    "page_param": "page",
-                    "base_page": 1,
-                    "total_path": "total_pages",
-                },
-                "auth": {"type": "bearer"},
-                "token": API_TOKEN,
-                "write_disposition": "merge",
-            },
+            api_params(base_url, write_disposition="merge"),
         )
         assert run["status"] == "succeeded", run["error"]
         assert run["rows_loaded"] == {"users": 23}
