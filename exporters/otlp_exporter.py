@@ -1,8 +1,8 @@
-"""The official OTLP/HTTP exporters, wrapped in the same resilience as the DuckDB ones.
+"""Any exporter wrapped in Pipetrace's resilience (retry, breaker, spool), and the OTLP ones built on it.
 
-A pipeline run sending to the service, or the service forwarding to an external collector, keeps
-what it could not send in its spool and delivers it once the receiver is back. Entry points
-``pipetrace_otlp`` in the logs and traces exporter groups.
+A pipeline run sending to the service, or the service forwarding to an external collector, keeps what
+it could not send in its spool and delivers it once the receiver is back. Entry points
+``pipetrace_otlp`` in the logs and traces exporter groups give the OTLP/HTTP exporter this resilience.
 """
 
 from __future__ import annotations
@@ -28,23 +28,22 @@ _FAST_FAIL_TIMEOUT = 5.0
 _SETTING_NAMES = frozenset(ExporterSettings.model_fields) | {"path"}
 
 
-def _split(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_properties(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Our resilience settings, and the rest for the wrapped exporter."""
     ours = {k: v for k, v in properties.items() if k in _SETTING_NAMES}
     theirs = {k: v for k, v in properties.items() if k not in _SETTING_NAMES}
-    theirs.setdefault("timeout", _FAST_FAIL_TIMEOUT)
     return ours, theirs
 
 
-class ResilientOTLPLogExporter(ResilientExporter[ReadableLogRecord], LogRecordExporter):
-    """``OTLPLogExporter`` (its arguments pass through) with retry, breaker and spool."""
+class ResilientLogRecordExporter(ResilientExporter[ReadableLogRecord], LogRecordExporter):
+    """Any ``LogRecordExporter`` with retry, breaker and spool around it."""
 
     signal = "logs"
-    sink = "otlp"
 
-    def __init__(self, **properties: Any) -> None:
-        ours, theirs = _split(properties)
-        self.inner = OTLPLogExporter(**theirs)
-        super().__init__(ExporterSettings.with_properties(**ours))
+    def __init__(self, inner: LogRecordExporter, settings: ExporterSettings, sink: str = "otlp") -> None:
+        self.inner = inner
+        self.sink = sink  # type: ignore[misc]  # per instance: names the spool folder
+        super().__init__(settings)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         delivered = self.delivery.deliver(batch)
@@ -67,16 +66,15 @@ class ResilientOTLPLogExporter(ResilientExporter[ReadableLogRecord], LogRecordEx
         self.inner.shutdown()
 
 
-class ResilientOTLPSpanExporter(ResilientExporter[ReadableSpan], SpanExporter):
-    """``OTLPSpanExporter`` (its arguments pass through) with retry, breaker and spool."""
+class ResilientSpanExporter(ResilientExporter[ReadableSpan], SpanExporter):
+    """Any ``SpanExporter`` with retry, breaker and spool around it."""
 
     signal = "traces"
-    sink = "otlp"
 
-    def __init__(self, **properties: Any) -> None:
-        ours, theirs = _split(properties)
-        self.inner = OTLPSpanExporter(**theirs)
-        super().__init__(ExporterSettings.with_properties(**ours))
+    def __init__(self, inner: SpanExporter, settings: ExporterSettings, sink: str = "otlp") -> None:
+        self.inner = inner
+        self.sink = sink  # type: ignore[misc]
+        super().__init__(settings)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS if self.delivery.deliver(spans) else SpanExportResult.FAILURE
@@ -96,3 +94,21 @@ class ResilientOTLPSpanExporter(ResilientExporter[ReadableSpan], SpanExporter):
     def shutdown(self) -> None:
         super().shutdown()
         self.inner.shutdown()
+
+
+class ResilientOTLPLogExporter(ResilientLogRecordExporter):
+    """``OTLPLogExporter`` (its arguments pass through) with retry, breaker and spool."""
+
+    def __init__(self, **properties: Any) -> None:
+        ours, theirs = split_properties(properties)
+        theirs.setdefault("timeout", _FAST_FAIL_TIMEOUT)
+        super().__init__(OTLPLogExporter(**theirs), ExporterSettings.with_properties(**ours))
+
+
+class ResilientOTLPSpanExporter(ResilientSpanExporter):
+    """``OTLPSpanExporter`` (its arguments pass through) with retry, breaker and spool."""
+
+    def __init__(self, **properties: Any) -> None:
+        ours, theirs = split_properties(properties)
+        theirs.setdefault("timeout", _FAST_FAIL_TIMEOUT)
+        super().__init__(OTLPSpanExporter(**theirs), ExporterSettings.with_properties(**ours))

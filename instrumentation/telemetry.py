@@ -10,15 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from instrumentation.context import PipelineContextLogProcessor, PipelineContextSpanProcessor
 
@@ -39,6 +51,24 @@ class Batching:
     schedule_delay_millis: int = 1000
 
 
+@dataclass(frozen=True)
+class Export:
+    """An exporter and how its processor feeds it: batched (with its own batching, or the default) or
+    one record at a time (``simple``)."""
+
+    exporter: Any
+    batching: Batching | None = None
+    simple: bool = False
+    # Received records are written to an acknowledging exporter (the store) before the sender is
+    # answered; the others (forwarders) get them through their processor's queue, so a collector that
+    # is down never holds up ingest.
+    acknowledges: bool = False
+
+
+def _exports(items: Sequence[Any]) -> list[Export]:
+    return [item if isinstance(item, Export) else Export(item, acknowledges=True) for item in items]
+
+
 @dataclass
 class Telemetry:
     """The service's OpenTelemetry pipeline, from processors to exporters.
@@ -48,39 +78,56 @@ class Telemetry:
     """
 
     resource: Resource
-    log_exporters: Sequence[LogRecordExporter]
-    span_exporters: Sequence[SpanExporter]
+    log_exporters: Sequence[LogRecordExporter | Export]
+    span_exporters: Sequence[SpanExporter | Export]
     log_processors: Sequence[LogRecordProcessor] = field(
         default_factory=lambda: [PipelineContextLogProcessor()]
     )
     batching: Batching = field(default_factory=Batching)
     metric_readers: Sequence[MetricReader] = ()
+    sampler: Sampler | None = None
+    # False (OTEL_SDK_DISABLED): the service's own logs and spans are dropped; received ones still go.
+    export_own: bool = True
     tracer_provider: TracerProvider = field(init=False)
     logger_provider: LoggerProvider = field(init=False)
     meter_provider: MeterProvider = field(init=False)
     _handler: LoggingHandler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.tracer_provider = TracerProvider(resource=self.resource)
+        self._forward_span_processors: list[Any] = []
+        self._forward_log_processors: list[Any] = []
+        self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler)
         self.tracer_provider.add_span_processor(PipelineContextSpanProcessor())
-        for span_exporter in self.span_exporters:
+        for export in _exports(self.span_exporters) if self.export_own else []:
+            batching = export.batching or self.batching
             # The same schedule as logs (the SDK's span default is 5 s), so a trace shows up whole.
-            self.tracer_provider.add_span_processor(
-                BatchSpanProcessor(span_exporter, schedule_delay_millis=self.batching.schedule_delay_millis)
+            span_processor = (
+                SimpleSpanProcessor(export.exporter)
+                if export.simple
+                else BatchSpanProcessor(export.exporter, schedule_delay_millis=batching.schedule_delay_millis)
             )
+            self.tracer_provider.add_span_processor(span_processor)
+            if not export.acknowledges:
+                self._forward_span_processors.append(span_processor)
         self.meter_provider = MeterProvider(resource=self.resource, metric_readers=list(self.metric_readers))
         self.logger_provider = LoggerProvider(resource=self.resource)
         for processor in self.log_processors:
             self.logger_provider.add_log_record_processor(processor)
-        for log_exporter in self.log_exporters:
-            self.logger_provider.add_log_record_processor(
-                BatchLogRecordProcessor(
-                    log_exporter,
-                    schedule_delay_millis=self.batching.schedule_delay_millis,
-                    max_export_batch_size=self.batching.max_export_batch_size,
-                    max_queue_size=max(self.batching.max_queue_size, self.batching.max_export_batch_size),
+        for export in _exports(self.log_exporters) if self.export_own else []:
+            batching = export.batching or self.batching
+            log_processor = (
+                SimpleLogRecordProcessor(export.exporter)
+                if export.simple
+                else BatchLogRecordProcessor(
+                    export.exporter,
+                    schedule_delay_millis=batching.schedule_delay_millis,
+                    max_export_batch_size=batching.max_export_batch_size,
+                    max_queue_size=max(batching.max_queue_size, batching.max_export_batch_size),
                 )
             )
+            self.logger_provider.add_log_record_processor(log_processor)
+            if not export.acknowledges:
+                self._forward_log_processors.append(log_processor)
 
     def bridge_logging(self, level: str | int, logger: logging.Logger | None = None) -> None:
         """Send std ``logging`` records at ``level`` and above to OTel logs."""
@@ -91,9 +138,11 @@ class Telemetry:
         self._bridged = target
 
     def ingest_logs(self, records: Sequence[ReadWriteLogRecord]) -> bool:
-        """Pass received records through the processors, then write them synchronously to every exporter.
+        """Pass received records through the processors, write them to the acknowledging exporters,
+        and queue them for the forwarding ones.
 
-        Returns True only when every exporter stored the batch, so an OTLP client is told the truth.
+        Returns True only when every acknowledging exporter stored the batch, so an OTLP client is told
+        the truth; forwarders deliver later, with their own retry and spool.
         """
         for record in records:
             for processor in self.log_processors:
@@ -107,11 +156,19 @@ class Telemetry:
             )
             for r in records
         ]
-        results = [exporter.export(readable) for exporter in self.log_exporters]
+        exports = _exports(self.log_exporters)
+        results = [export.exporter.export(readable) for export in exports if export.acknowledges]
+        for processor in self._forward_log_processors:
+            for record in records:
+                processor.on_emit(record)
         return all(result is LogRecordExportResult.SUCCESS for result in results)
 
     def ingest_spans(self, spans: Sequence[ReadableSpan]) -> bool:
-        results = [exporter.export(spans) for exporter in self.span_exporters]
+        exports = _exports(self.span_exporters)
+        results = [export.exporter.export(spans) for export in exports if export.acknowledges]
+        for processor in self._forward_span_processors:
+            for span in spans:
+                processor.on_end(span)
         return all(result is SpanExportResult.SUCCESS for result in results)
 
     def force_flush(self) -> None:

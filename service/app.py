@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask
 from flask_cors import CORS
 from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
-from exporters.log_exporter import DuckDBLogRecordExporter
-from exporters.span_exporter import DuckDBSpanExporter
 from exporters.store import TelemetryStore
+from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
-from instrumentation.telemetry import Batching, Telemetry, service_resource
+from instrumentation.telemetry import Batching, Telemetry
 from service.errors import register_error_handlers
 from service.pipelines import PipelineRepository
 from service.query import LogQueries
@@ -24,6 +25,7 @@ from service.routes import health, logs, otlp, pipelines
 from service.runner import RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
+from service.wiring import wire
 
 _logger = logging.getLogger(__name__)
 
@@ -40,26 +42,42 @@ def create_app(
     elif overrides:
         settings = settings.model_copy(update=overrides)
 
+    plan = plan_from_file(settings.config_file) if settings.config_file else plan_from_environment(os.environ)
     store = TelemetryStore.shared(settings.database)
-    exporter_settings = settings.exporter_settings()
-    log_exporter = DuckDBLogRecordExporter(store=store, settings=exporter_settings)
-    span_exporter = DuckDBSpanExporter(store=store, settings=exporter_settings)
+    batching = Batching(
+        max_export_batch_size=settings.log_batch_size,
+        max_queue_size=settings.log_queue_size,
+        schedule_delay_millis=settings.log_schedule_delay_ms,
+    )
+    try:
+        wiring = wire(
+            plan, store, settings.exporter_settings(), batching, env_endpoint=settings.otlp_endpoint
+        )
+    except Exception:
+        store.close()
+        raise
+    log_exporter, span_exporter = wiring.store_logs, wiring.store_spans
+    assert log_exporter is not None and span_exporter is not None
     # Whatever an earlier run spooled goes in before the service calls itself ready.
-    for exporter in (log_exporter, span_exporter):
+    for exporter in (log_exporter, span_exporter, *wiring.forwarders):
         exporter.delivery.replay()
     telemetry = Telemetry(
-        resource=service_resource(settings.service_name),
-        log_exporters=[log_exporter],
-        span_exporters=[span_exporter],
-        batching=Batching(
-            max_export_batch_size=settings.log_batch_size,
-            max_queue_size=settings.log_queue_size,
-            schedule_delay_millis=settings.log_schedule_delay_ms,
-        ),
-        metric_readers=metric_readers,
+        resource=Resource.create({SERVICE_NAME: settings.service_name, **plan.resource}),
+        log_exporters=wiring.logs,
+        span_exporters=wiring.traces,
+        batching=batching,
+        metric_readers=[*metric_readers, *wiring.metric_readers],
+        sampler=plan.sampler,
+        export_own=not plan.disabled,
     )
-    observe_exporters(telemetry.meter_provider, {"logs": log_exporter, "traces": span_exporter})
-    telemetry.bridge_logging(settings.log_level)
+    observe_exporters(
+        telemetry.meter_provider,
+        {"logs": log_exporter, "traces": span_exporter,
+         **{f"{e.delivery.name}": e for e in wiring.forwarders}},
+    )  # fmt: skip
+    _logger.info("telemetry wired from %s", plan.source)
+    if not plan.disabled:
+        telemetry.bridge_logging(settings.log_level)
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -75,6 +93,7 @@ def create_app(
         telemetry=telemetry,
         queries=LogQueries(store),
         repository=repository,
+        forwarders=wiring.forwarders,
         runs=RunManager(
             repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
             settings.max_concurrent_runs,

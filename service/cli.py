@@ -13,7 +13,9 @@ import click
 import waitress
 from pydantic import ValidationError
 
+from instrumentation.config import ConfigError
 from service.app import close_app, create_app
+from service.config_cli import config
 from service.run_cli import run_command
 from service.settings import Settings
 from service.spool_cli import spool
@@ -56,7 +58,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, threads: in
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as error:
+        # A broken configuration stops start-up, saying which file, which key and what is wrong.
+        logging.getLogger().removeHandler(console)
+        raise click.ClickException(f"invalid configuration: {error}") from error
     # One process, many threads: DuckDB lets a single process write the file.
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
     # Runs send their telemetry back here; they need the address actually bound (port 0 picks one).
@@ -79,6 +86,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, threads: in
 
 
 main.add_command(spool)
+main.add_command(config)
 main.add_command(run_command)
 
 if __name__ == "__main__":

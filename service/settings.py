@@ -17,6 +17,7 @@ from exporters.settings import DB_FILE_NAME, DEFAULT_DATA_DIR, ExporterSettings
 DEFAULT_HOST = "127.0.0.1"
 # The standard OTLP/HTTP port: an OTel SDK with default settings sends here without configuration.
 DEFAULT_PORT = 4318
+DEFAULT_CONFIG_FILE = "otel-config.yaml"
 
 
 def _env(*names: str) -> AliasChoices:
@@ -55,6 +56,14 @@ class Settings(BaseSettings):
         1000, ge=1, validation_alias=_env("OTEL_BLRP_SCHEDULE_DELAY", "log_schedule_delay_ms")
     )
 
+    otel_config_file: Path | None = Field(
+        None,
+        validation_alias=_env("OTEL_CONFIG_FILE", "otel_config_file"),
+        description="Declarative OTel configuration; default ./otel-config.yaml if it exists, else env vars.",
+    )
+    otlp_endpoint: str | None = Field(
+        None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
+    )
     max_concurrent_runs: int = Field(
         4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")
     )
@@ -80,6 +89,13 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.db_path if self.db_path is not None else self.data_dir / DB_FILE_NAME
+
+    @property
+    def config_file(self) -> Path | None:
+        if self.otel_config_file is not None:
+            return self.otel_config_file
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default if default.is_file() else None
 
     def exporter_settings(self) -> ExporterSettings:
         return ExporterSettings.with_properties(data_dir=self.data_dir, db_path=self.database)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
@@ -29,10 +29,14 @@ class ServiceState:
     queries: LogQueries
     repository: PipelineRepository
     runs: RunManager
+    forwarders: list[Any] = field(default_factory=list)
 
     def ingest_counters(self) -> dict[str, Any]:
-        """Each exporter's record counters, breaker state and spool size."""
-        return {"logs": self.log_exporter.status(), "spans": self.span_exporter.status()}
+        """Each exporter's record counters, breaker state and spool size; forwarders by name."""
+        counters: dict[str, Any] = {"logs": self.log_exporter.status(), "spans": self.span_exporter.status()}
+        if self.forwarders:
+            counters["forward"] = {exporter.delivery.name: exporter.status() for exporter in self.forwarders}
+        return counters
 
 
 def state(app: Flask | None = None) -> ServiceState:

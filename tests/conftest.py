@@ -82,7 +82,13 @@ class LiveServer:
         return self.process.returncode
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> LiveServer:
+def start_server(
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    port: int = 0,
+    cwd: Path | None = None,
+    command: tuple[str, ...] = (),
+) -> LiveServer:
     """Start ``pipetrace serve`` on a free loopback port and wait until it is ready.
 
     Its output goes to ``serve.log`` beside the data folder, which failing tests print.
@@ -91,7 +97,8 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, port: int = 
     log_path = data_dir.parent / f"{data_dir.name}-serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "pipetrace"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            [*command, str(BIN / "pipetrace"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

@@ -39,8 +39,28 @@ ROUTES = {
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
     },
-    "otel-config.yaml": {"OTEL_CONFIG_FILE": str(REPOSITORY / "otel-config.yaml")},
+    "config file": {"OTEL_CONFIG_FILE": "{tmp}/outside-config.yaml"},
 }
+# What a program outside the service puts in its own config file to write into the store.
+OUTSIDE_CONFIG = """
+file_format: "1.0"
+resource:
+  attributes:
+    - name: service.name
+      value: ${OTEL_SERVICE_NAME}
+tracer_provider:
+  processors:
+    - batch:
+        exporter:
+          duckdb:
+            path: ${PIPETRACE_DB}
+logger_provider:
+  processors:
+    - batch:
+        exporter:
+          duckdb:
+            path: ${PIPETRACE_DB}
+"""
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
@@ -48,9 +68,10 @@ def test_a_separate_process_writes_through_the_entry_points(tmp_path: Path, rout
     data_dir = tmp_path / "data"
     script = tmp_path / "outside.py"
     script.write_text(PROGRAM)
+    (tmp_path / "outside-config.yaml").write_text(OUTSIDE_CONFIG)
     env = {
         **os.environ,
-        **ROUTES[route],
+        **{key: value.format(tmp=tmp_path) for key, value in ROUTES[route].items()},
         "OTEL_SERVICE_NAME": "outside-program",
         # The env route reads PIPETRACE_DATA_DIR; the config file substitutes PIPETRACE_DB.
         "PIPETRACE_DATA_DIR": str(data_dir),
