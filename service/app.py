@@ -50,8 +50,14 @@ def create_app(
         schedule_delay_millis=settings.log_schedule_delay_ms,
     )
     try:
+        span_batching = Batching(schedule_delay_millis=settings.span_schedule_delay_ms)
         wiring = wire(
-            plan, store, settings.exporter_settings(), batching, env_endpoint=settings.otlp_endpoint
+            plan,
+            store,
+            settings.exporter_settings(),
+            batching,
+            settings.otlp_endpoint,
+            span_batching=span_batching,
         )
     except Exception:
         store.close()
@@ -110,7 +116,10 @@ def create_app(
     )
     for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint, pipelines.blueprint):
         app.register_blueprint(blueprint)
-    instrument_app(app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging)
+    instrument_app(
+        app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging,
+        excluded_urls=settings.excluded_urls,
+    )  # fmt: skip
 
     if settings.log_retention_days is not None:
         worker = RetentionWorker(

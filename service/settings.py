@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporters.settings import DB_FILE_NAME, DEFAULT_DATA_DIR, ExporterSettings
+from instrumentation.flask import DEFAULT_EXCLUDED_URLS
 
 DEFAULT_HOST = "127.0.0.1"
 # The standard OTLP/HTTP port: an OTel SDK with default settings sends here without configuration.
@@ -51,6 +52,16 @@ class Settings(BaseSettings):
     )
     log_queue_size: int = Field(
         32768, ge=1, validation_alias=_env("OTEL_BLRP_MAX_QUEUE_SIZE", "log_queue_size")
+    )
+    span_schedule_delay_ms: int = Field(
+        1000, ge=1, validation_alias=_env("OTEL_BSP_SCHEDULE_DELAY", "span_schedule_delay_ms")
+    )
+    excluded_urls: str = Field(
+        DEFAULT_EXCLUDED_URLS,
+        validation_alias=_env(
+            "OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS", "excluded_urls"
+        ),
+        description="Comma-separated URL patterns not traced (and logged only when they fail).",
     )
     log_schedule_delay_ms: int = Field(
         1000, ge=1, validation_alias=_env("OTEL_BLRP_SCHEDULE_DELAY", "log_schedule_delay_ms")

@@ -37,6 +37,7 @@ class Wiring:
 
 
 def _batching(plan: ExporterPlan, default: Batching) -> Batching:
+    """The file's batch options, else the service's settings for that signal."""
     options = plan.options
     return Batching(
         max_export_batch_size=int(options.get("max_export_batch_size", default.max_export_batch_size)),
@@ -100,6 +101,7 @@ def wire(
     settings: ExporterSettings,
     batching: Batching,
     env_endpoint: str | None = None,
+    span_batching: Batching | None = None,
 ) -> Wiring:
     wiring = Wiring()
     for signal in ("logs", "traces"):
@@ -129,8 +131,9 @@ def wire(
                 exporter = wrapper(inner, local_settings, sink=name)
                 wiring.forwarders.append(exporter)
             simple = plan_item.processor == "simple"
+            default = batching if signal == "logs" else (span_batching or batching)
             exports.append(
-                Export(exporter, _batching(plan_item, batching), simple=simple, acknowledges=name == "duckdb")
+                Export(exporter, _batching(plan_item, default), simple=simple, acknowledges=name == "duckdb")
             )
     for plan_item in plan.metrics:
         if plan_item.name in ("otlp_http", "otlp_grpc"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from tests.conftest import LiveServer, free_port, start_server
@@ -79,12 +81,17 @@ def test_forwarding_over_otlp_http_to_another_pipetrace(tmp_path: Path) -> None:
         collector.stop()
 
 
-class _Collector(logs_service_pb2_grpc.LogsServiceServicer, trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class _Collector(  # type: ignore[misc]
+    logs_service_pb2_grpc.LogsServiceServicer,
+    trace_service_pb2_grpc.TraceServiceServicer,
+    metrics_service_pb2_grpc.MetricsServiceServicer,
+):
     """An OTLP/gRPC receiver built on the official OTLP service definitions; it keeps what it gets."""
 
     def __init__(self) -> None:
         self.logs: list[Any] = []
         self.spans: list[Any] = []
+        self.metrics: list[str] = []
         self.lock = threading.Lock()
 
     def Export(self, request: Any, context: Any) -> Any:
@@ -94,6 +101,11 @@ class _Collector(logs_service_pb2_grpc.LogsServiceServicer, trace_service_pb2_gr
                     for scope_logs in resource_logs.scope_logs:
                         self.logs.extend((resource_logs.resource, r) for r in scope_logs.log_records)
                 return logs_service_pb2.ExportLogsServiceResponse()
+            if isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest):
+                for resource_metrics in request.resource_metrics:
+                    for scope_metrics in resource_metrics.scope_metrics:
+                        self.metrics.extend(metric.name for metric in scope_metrics.metrics)
+                return metrics_service_pb2.ExportMetricsServiceResponse()
             for resource_spans in request.resource_spans:
                 for scope_spans in resource_spans.scope_spans:
                     self.spans.extend(scope_spans.spans)
@@ -108,6 +120,7 @@ def grpc_collector() -> Iterator[tuple[str, _Collector]]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(collector, server)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(collector, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield f"http://127.0.0.1:{port}", collector
@@ -119,7 +132,12 @@ def test_forwarding_over_otlp_grpc(tmp_path: Path, grpc_collector: tuple[str, _C
     config = tmp_path / "grpc-config.yaml"
     config.write_text((REPOSITORY / "otel-config.yaml").read_text().replace("otlp_http:", "otlp_grpc:"))
     service = start_server(
-        tmp_path / "service", env={"OTEL_CONFIG_FILE": str(config), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+        tmp_path / "service",
+        env={
+            "OTEL_CONFIG_FILE": str(config),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        },
     )
     try:
         traced_request(service)
@@ -139,6 +157,9 @@ def test_forwarding_over_otlp_grpc(tmp_path: Path, grpc_collector: tuple[str, _C
         }
         assert services == {"test-client"}
         assert any(r.trace_id == trace_bytes for _, r in collector.logs)  # the service's own request log
+        # The service's own metrics: its ingest counters, breaker and spool.
+        assert wait_until(lambda: "pipetrace.ingest.records" in collector.metrics, timeout=30)
+        assert "pipetrace.ingest.breaker.state" in collector.metrics
     finally:
         service.stop()
 
@@ -253,7 +274,7 @@ def test_an_invalid_configuration_stops_start_up_and_fails_the_check(tmp_path: P
         text=True,
         check=False,
         timeout=60,
-        env={**__import__("os").environ, "OTEL_CONFIG_FILE": str(config)},
+        env={**os.environ, "OTEL_CONFIG_FILE": str(config)},
     )
     assert serve.returncode != 0
     assert "invalid configuration" in serve.stderr and expected in serve.stderr
@@ -269,3 +290,14 @@ def test_config_check_describes_the_default_file() -> None:
     assert check.returncode == 0, check.stderr
     assert "logs: batch -> duckdb" in check.stdout
     assert "otlp_http (off: no endpoint" in check.stdout
+
+
+def test_sdk_disabled_drops_the_service_own_telemetry_but_still_ingests(tmp_path: Path) -> None:
+    service = start_server(tmp_path / "svc", cwd=tmp_path, env={"OTEL_SDK_DISABLED": "true"})
+    try:
+        traced_request(service)  # the trace id still comes back to the client
+        send_client_logs(service)
+        assert wait_until(lambda: len(trace_logs(service, format(CLIENT_TRACE, "032x"))) == 5)
+        assert trace_logs(service, TRACE) == [] and trace_spans(service, TRACE) == []
+    finally:
+        service.stop()
