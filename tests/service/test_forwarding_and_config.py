@@ -8,8 +8,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -301,3 +302,49 @@ def test_sdk_disabled_drops_the_service_own_telemetry_but_still_ingests(tmp_path
         assert trace_logs(service, TRACE) == [] and trace_spans(service, TRACE) == []
     finally:
         service.stop()
+
+
+class _HttpCollector(BaseHTTPRequestHandler):
+    """A bare OTLP/HTTP receiver on the official proto messages; it notes the metric names it gets."""
+
+    metrics: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/metrics":
+            request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+            for resource_metrics in request.resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    self.metrics.extend(metric.name for metric in scope_metrics.metrics)
+            answer = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+        elif self.path == "/v1/logs":
+            answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
+        else:
+            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_the_service_metrics_are_forwarded_over_otlp_http(tmp_path: Path) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _HttpCollector)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    service = start_server(
+        tmp_path / "svc",
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        },
+    )
+    try:
+        assert wait_until(lambda: "pipetrace.ingest.records" in _HttpCollector.metrics, timeout=30)
+        assert "pipetrace.ingest.spool.records" in _HttpCollector.metrics
+    finally:
+        service.stop()
+        receiver.shutdown()
+        receiver.server_close()
