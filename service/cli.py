@@ -65,7 +65,14 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, threads: in
         logging.getLogger().removeHandler(console)
         raise click.ClickException(f"invalid configuration: {error}") from error
     # One process, many threads: DuckDB lets a single process write the file.
-    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
+    try:
+        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
+    except OSError as error:
+        close_app(app)
+        logging.getLogger().removeHandler(console)
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror}"
+        ) from error
     # Runs send their telemetry back here; they need the address actually bound (port 0 picks one).
     app.config["PIPETRACE_URL"] = f"http://{settings.host}:{server.effective_port}"
     signal.signal(signal.SIGTERM, _raise_interrupt)
