@@ -25,7 +25,7 @@ from service.routes import health, logs, otlp, pipelines
 from service.runner import RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
-from service.wiring import wire
+from service.wiring import Wiring, wire
 
 _logger = logging.getLogger(__name__)
 
@@ -42,48 +42,14 @@ def create_app(
     elif overrides:
         settings = settings.model_copy(update=overrides)
 
-    plan = plan_from_file(settings.config_file) if settings.config_file else plan_from_environment(os.environ)
     store = TelemetryStore.shared(settings.database)
-    batching = Batching(
-        max_export_batch_size=settings.log_batch_size,
-        max_queue_size=settings.log_queue_size,
-        schedule_delay_millis=settings.log_schedule_delay_ms,
-    )
     try:
-        span_batching = Batching(schedule_delay_millis=settings.span_schedule_delay_ms)
-        wiring = wire(
-            plan,
-            store,
-            settings.exporter_settings(),
-            batching,
-            settings.otlp_endpoint,
-            span_batching=span_batching,
-        )
+        telemetry, wiring = _wire_telemetry(settings, store, metric_readers)
     except Exception:
         store.close()
         raise
     log_exporter, span_exporter = wiring.store_logs, wiring.store_spans
     assert log_exporter is not None and span_exporter is not None
-    # Whatever an earlier run spooled goes in before the service calls itself ready.
-    for exporter in (log_exporter, span_exporter, *wiring.forwarders):
-        exporter.delivery.replay()
-    telemetry = Telemetry(
-        resource=Resource.create({SERVICE_NAME: settings.service_name, **plan.resource}),
-        log_exporters=wiring.logs,
-        span_exporters=wiring.traces,
-        batching=batching,
-        metric_readers=[*metric_readers, *wiring.metric_readers],
-        sampler=plan.sampler,
-        export_own=not plan.disabled,
-    )
-    observe_exporters(
-        telemetry.meter_provider,
-        {"logs": log_exporter, "traces": span_exporter,
-         **{f"{e.delivery.name}": e for e in wiring.forwarders}},
-    )  # fmt: skip
-    _logger.info("telemetry wired from %s", plan.source)
-    if not plan.disabled:
-        telemetry.bridge_logging(settings.log_level)
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -131,6 +97,52 @@ def create_app(
         app.extensions["pipetrace.retention"] = worker
     _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
     return app
+
+
+def _wire_telemetry(
+    settings: Settings, store: TelemetryStore, metric_readers: Sequence[MetricReader]
+) -> tuple[Telemetry, Wiring]:
+    """Exporters from the configuration (file or env vars), then the providers that feed them."""
+    plan = plan_from_file(settings.config_file) if settings.config_file else plan_from_environment(os.environ)
+    batching = Batching(
+        max_export_batch_size=settings.log_batch_size,
+        max_queue_size=settings.log_queue_size,
+        schedule_delay_millis=settings.log_schedule_delay_ms,
+    )
+    span_batching = Batching(schedule_delay_millis=settings.span_schedule_delay_ms)
+    wiring = wire(
+        plan,
+        store,
+        settings.exporter_settings(),
+        batching,
+        settings.otlp_endpoint,
+        span_batching=span_batching,
+    )
+    # Whatever an earlier run spooled goes in before the service calls itself ready.
+    for exporter in (wiring.store_logs, wiring.store_spans, *wiring.forwarders):
+        if exporter is not None:
+            exporter.delivery.replay()
+    telemetry = Telemetry(
+        resource=Resource.create({SERVICE_NAME: settings.service_name, **plan.resource}),
+        log_exporters=wiring.logs,
+        span_exporters=wiring.traces,
+        batching=batching,
+        metric_readers=[*metric_readers, *wiring.metric_readers],
+        sampler=plan.sampler,
+        export_own=not plan.disabled,
+    )
+    observed = {"logs": wiring.store_logs, "traces": wiring.store_spans}
+    observe_exporters(
+        telemetry.meter_provider,
+        {
+            **{k: v for k, v in observed.items() if v is not None},
+            **{e.delivery.name: e for e in wiring.forwarders},
+        },
+    )
+    if not plan.disabled:
+        telemetry.bridge_logging(settings.log_level)
+    _logger.info("telemetry wired from %s", plan.source)
+    return telemetry, wiring
 
 
 def close_app(app: Flask) -> None:
