@@ -29,7 +29,6 @@ from exporters.spool import Spool
 _logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class Delivery(Protocol[T]):
@@ -43,6 +42,8 @@ class Delivery(Protocol[T]):
 
 
 class ResilientDelivery(Generic[T]):
+    """Retry, then breaker, then spool, around one :class:`Delivery`; replays the spool in the background."""
+
     def __init__(
         self, name: str, delivery: Delivery[T], settings: ExporterSettings, counters: ExportCounters
     ) -> None:
