@@ -33,6 +33,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from instrumentation.context import PipelineContextLogProcessor, PipelineContextSpanProcessor
+from instrumentation.redaction import RedactionLogProcessor
 
 _logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Telemetry:
     log_exporters: Sequence[LogRecordExporter | Export]
     span_exporters: Sequence[SpanExporter | Export]
     log_processors: Sequence[LogRecordProcessor] = field(
-        default_factory=lambda: [PipelineContextLogProcessor()]
+        default_factory=lambda: [RedactionLogProcessor(), PipelineContextLogProcessor()]
     )
     batching: Batching = field(default_factory=Batching)
     metric_readers: Sequence[MetricReader] = ()
