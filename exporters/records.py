@@ -89,13 +89,6 @@ def to_json(value: Any) -> str:
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def body_text(body: Any) -> str | None:
-    """Bodies are stored as text; a structured body (map, list, number) is stored as its JSON."""
-    if body is None or isinstance(body, str):
-        return body
-    return to_json(body)
-
-
 class _ResourceCache:
     """Encodes each distinct resource (and scope) of a batch once."""
 

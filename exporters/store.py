@@ -38,14 +38,14 @@ with contextlib.suppress(ImportError):
 LOG_ID = """hash(timestamp, observed_timestamp, trace_id, span_id, severity_number, severity_text, body,
     event_name, attributes, resource_attributes, scope_name, scope_version)"""
 
-# Insert only rows whose id is not stored yet. The id covers the timestamp, so only stored rows inside
-# the batch's own time window can collide: the window lets DuckDB skip every other row group.
 # Pipeline context is promoted from the record's attributes, else from its resource.
 _PROMOTED = ", ".join(
     f"""coalesce(json_extract_string(attributes, '$."{key}"'),
                  json_extract_string(resource_attributes, '$."{key}"')) AS {column}"""
     for key, column in ((PIPELINE_ID, "pipeline_id"), (RUN_ID, "run_id"), (STAGE, "stage"))
 )
+# Insert only rows whose id is not stored yet. The id covers the timestamp, so only stored rows inside
+# the batch's own time window can collide: the window lets DuckDB skip every other row group.
 _INSERT_LOGS = f"""
 INSERT INTO logs BY NAME
 SELECT DISTINCT ON (id) * FROM (SELECT {LOG_ID} AS id, {_PROMOTED}, * FROM incoming) AS fresh

@@ -30,7 +30,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from instrumentation.context import pipeline_context
 from service.pipelines import Pipeline, PipelineRepository
-from templates.render import render
+from templates.render import render, template
 
 _logger = logging.getLogger(__name__)
 output_logger = logging.getLogger("pipetrace.run.output")
@@ -212,8 +212,6 @@ def _secret_placeholders(pipeline: Pipeline) -> dict[str, Any]:
 
     The script never sees the value either way: secrets reach the run only through its environment.
     """
-    from templates.render import template
-
     spec = template(pipeline.template)
     return {key: "<secret>" for key in spec.secrets if key in spec.required and key not in pipeline.params}
 

@@ -305,14 +305,14 @@ def run(
             with pipeline_context(stage="build"):
                 source = build_source()
             disposition: Any = write_disposition  # validated by the template's schema
-            info = (
-                pipeline.run(source, write_disposition=disposition) if disposition else pipeline.run(source)
-            )
+            if disposition:
+                pipeline.run(source, write_disposition=disposition)
+            else:
+                pipeline.run(source)
             result["rows_loaded"] = _rows_loaded(pipeline)
             result["status"] = "succeeded"
             _logger.info("pipeline %s loaded %s", pipeline_name, result["rows_loaded"] or "no rows", extra={
                 "pipetrace.rows_loaded": orjson.dumps(result["rows_loaded"]).decode()})  # fmt: skip
-            _ = info
         except (KeyboardInterrupt, Exception) as exc:
             if _interrupted(exc):
                 result["status"] = "cancelled"
