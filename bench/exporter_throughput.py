@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
@@ -67,7 +68,10 @@ class RowByRowExporter(NullExporter):
         self._ids = itertools.count()
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        table = log_table(batch)
+        rows = log_table(batch)
+        table = rows.columns.drop_columns(["row"]).append_column(
+            "attributes", pa.array([json.dumps(a) for a in json.loads(rows.attributes)])
+        )
         names = table.column_names
         times = {"timestamp", "observed_timestamp"}
         for name in times:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from exporters.records import PIPELINE_ID, RUN_ID, STAGE
+from exporters.records import PIPELINE_ID, RUN_ID, STAGE, LogRows
 from exporters.schema import migrate
 
 _logger = logging.getLogger(__name__)
@@ -46,9 +46,17 @@ _PROMOTED = ", ".join(
 )
 # Insert only rows whose id is not stored yet. The id covers the timestamp, so only stored rows inside
 # the batch's own time window can collide: the window lets DuckDB skip every other row group.
+# The attributes arrive as one JSON array beside the rows (see ``exporters.records.LogRows``); it is
+# split here, element i to row i.
 _INSERT_LOGS = f"""
 INSERT INTO logs BY NAME
-SELECT DISTINCT ON (id) * FROM (SELECT {LOG_ID} AS id, {_PROMOTED}, * FROM incoming) AS fresh
+WITH attributes AS (
+    SELECT unnest(range(len(list)))::INTEGER AS "row", unnest(list)::VARCHAR AS attributes
+    FROM (SELECT json_extract($attributes, '$[*]') AS list)
+), rows AS (
+    SELECT * EXCLUDE ("row") FROM incoming JOIN attributes USING ("row")
+)
+SELECT DISTINCT ON (id) * FROM (SELECT {LOG_ID} AS id, {_PROMOTED}, * FROM rows) AS fresh
 WHERE fresh.id NOT IN (
     SELECT id FROM logs WHERE timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
 )
@@ -174,19 +182,21 @@ class TelemetryStore:
             finally:
                 cur.close()
 
-    def insert_logs(self, batch: pa.Table) -> int:
+    def insert_logs(self, batch: LogRows) -> int:
         """Store log rows not stored before; return how many were new."""
-        return self._insert(_INSERT_LOGS, "timestamp", batch)
+        return self._insert(_INSERT_LOGS, "timestamp", batch.columns, {"attributes": batch.attributes})
 
     def insert_spans(self, batch: pa.Table) -> int:
         """Store spans not stored before (by trace and span id); return how many were new."""
         return self._insert(_INSERT_SPANS, "start_time", batch)
 
-    def _insert(self, statement: str, time_column: str, batch: pa.Table) -> int:
+    def _insert(
+        self, statement: str, time_column: str, batch: pa.Table, params: dict[str, str] | None = None
+    ) -> int:
         if batch.num_rows == 0:
             return 0
         times = batch.column(time_column).cast(pa.int64())
-        window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py()}
+        window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
         with self.writer() as cur:
             try:
                 try:
@@ -226,7 +236,7 @@ class TelemetryStore:
 
 
 def _insert_from_parquet(
-    cur: duckdb.DuckDBPyConnection, statement: str, window: dict[str, int], batch: pa.Table
+    cur: duckdb.DuckDBPyConnection, statement: str, window: dict[str, int | str], batch: pa.Table
 ) -> tuple[int] | None:
     """Insert through a temporary Parquet file, which DuckDB reads without running Python code.
 

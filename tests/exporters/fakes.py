@@ -8,6 +8,7 @@ import threading
 
 import pyarrow as pa
 
+from exporters.records import LogRows
 from exporters.store import TelemetryStore
 
 
@@ -27,7 +28,7 @@ class FailingStore(TelemetryStore):
         if self.failing:
             raise self.error
 
-    def insert_logs(self, batch: pa.Table) -> int:
+    def insert_logs(self, batch: LogRows) -> int:
         self._maybe_fail()
         return super().insert_logs(batch)
 

@@ -100,12 +100,15 @@ def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path
     via_arrow = TelemetryStore(tmp_path / "a.duckdb")
     via_arrow.insert_logs(log_table(records))
     via_parquet = TelemetryStore(tmp_path / "p.duckdb")
-    window = {"lo": 1_700_000_000_000_000_000, "hi": 1_700_000_000_000_000_000 + 19_000_000}
+    rows = log_table(records)
+    params: dict[str, int | str] = {
+        "lo": 1_700_000_000_000_000_000,
+        "hi": 1_700_000_000_000_000_000 + 19_000_000,
+        "attributes": rows.attributes,
+    }
     with via_parquet.writer() as cur:
-        assert _insert_from_parquet(cur, _INSERT_LOGS, window, log_table(records)) == (20,)
-        assert _insert_from_parquet(cur, _INSERT_LOGS, window, log_table(records)) == (
-            0,
-        )  # still deduplicated
+        assert _insert_from_parquet(cur, _INSERT_LOGS, params, rows.columns) == (20,)
+        assert _insert_from_parquet(cur, _INSERT_LOGS, params, rows.columns) == (0,)  # deduplicated
     query = "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id"
     assert via_parquet.cursor().execute(query).fetchall() == via_arrow.cursor().execute(query).fetchall()
     via_arrow.close()
