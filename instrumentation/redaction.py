@@ -1,7 +1,8 @@
 """Scrub secrets from log records before any exporter sees them.
 
-One processor, first in the chain, for the service's own records, for records received over OTLP and
-for pipeline runs alike: passwords in connection URLs, ``password=``/``token=``/``secret=``/``api_key=``
+One policy (``Redactor``), applied first: by a log processor ahead of every other, and by a wrapper
+around every span exporter; for the service's own telemetry, for what it receives over OTLP and for
+pipeline runs alike. It scrubs passwords in connection URLs, ``password=``/``token=``/``secret=``/``api_key=``
 pairs, Authorization headers, AWS access key ids, JWTs and private keys in bodies and attribute values,
 and the whole value of an attribute whose key names a secret. Hand-written rather than a library: the
 patterns are the project's policy, and the common case (nothing to scrub) must cost one regex search.
@@ -10,10 +11,13 @@ patterns are the project's policy, and the common case (nothing to scrub) must c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Link, Status
 
 MASK = "***"
 
@@ -56,48 +60,124 @@ def redact_text(text: str) -> str:
     return text
 
 
+class Redactor:
+    """The redaction policy: built-in patterns, plus ``extra_patterns`` (each match is masked) and
+    ``allowed_keys`` (attributes kept as they are, for values known to be safe)."""
+
+    def __init__(self, extra_patterns: Iterable[str] = (), allowed_keys: Iterable[str] = ()) -> None:
+        self._extra = [re.compile(pattern) for pattern in extra_patterns]
+        self._allowed = frozenset(allowed_keys)
+
+    def text(self, text: str) -> str:
+        text = redact_text(text)
+        for pattern in self._extra:
+            text = pattern.sub(MASK, text)
+        return text
+
+    def value(self, key: str, value: Any) -> Any:
+        if key in self._allowed:
+            return value
+        if isinstance(value, str):
+            if key not in _ALLOWED_KEYS and _SECRET_KEY.search(key):
+                return MASK
+            return self.text(value)
+        if isinstance(value, list | tuple):
+            cleaned = [self.value(key, item) for item in value]
+            return value if cleaned == list(value) else cleaned
+        if isinstance(value, dict):
+            return {k: self.value(k, v) for k, v in value.items()}
+        return value
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """A redacted copy, or None when nothing in ``attributes`` needed redacting."""
+        if not attributes:
+            return None
+        cleaned = {key: self.value(key, value) for key, value in attributes.items()}
+        return cleaned if cleaned != dict(attributes) else None
+
+    def span(self, span: ReadableSpan) -> ReadableSpan:
+        """``span`` itself when it holds nothing to scrub, else a copy with attributes, event and link
+        attributes and the status description redacted (a finished span cannot be changed in place)."""
+        attributes = self.attributes(span.attributes)
+        events = [(event, self.attributes(event.attributes)) for event in span.events]
+        links = [(link, self.attributes(link.attributes)) for link in span.links]
+        description = span.status.description
+        clean_description = self.text(description) if description else description
+        if (
+            attributes is None
+            and all(new is None for _, new in events)
+            and all(new is None for _, new in links)
+            and clean_description == description
+        ):
+            return span
+        return ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=attributes if attributes is not None else span.attributes,
+            events=[
+                Event(event.name, new, event.timestamp) if new is not None else event for event, new in events
+            ],
+            links=[Link(link.context, new) if new is not None else link for link, new in links],
+            kind=span.kind,
+            status=Status(span.status.status_code, clean_description),
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+
+DEFAULT_REDACTOR = Redactor()
+
+
 def redact_value(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        if key not in _ALLOWED_KEYS and _SECRET_KEY.search(key):
-            return MASK
-        return redact_text(value)
-    if isinstance(value, list | tuple):
-        return [redact_value(key, item) for item in value]
-    if isinstance(value, dict):
-        return {k: redact_value(k, v) for k, v in value.items()}
-    return value
+    return DEFAULT_REDACTOR.value(key, value)
 
 
 class RedactionLogProcessor(LogRecordProcessor):
     """Rewrites bodies and attribute values in place, before the batch processors queue the record."""
 
-    def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
-        self._extra = [re.compile(pattern) for pattern in extra_patterns]
+    def __init__(self, redactor: Redactor = DEFAULT_REDACTOR) -> None:
+        self.redactor = redactor
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
         if isinstance(record.body, str):
-            record.body = self._text(record.body)
+            record.body = self.redactor.text(record.body)
         elif isinstance(record.body, dict | list):
-            record.body = redact_value("body", record.body)
+            record.body = self.redactor.value("body", record.body)
         attributes = record.attributes
         if attributes:
             for key in list(attributes):
                 value = attributes[key]
-                cleaned = redact_value(key, value)
-                if isinstance(cleaned, str):
-                    cleaned = self._text(cleaned) if self._extra else cleaned
+                cleaned = self.redactor.value(key, value)
                 if cleaned is not value and cleaned != value:
                     attributes[key] = cleaned  # type: ignore[index]
-
-    def _text(self, text: str) -> str:
-        text = redact_text(text)
-        for pattern in self._extra:
-            text = pattern.sub(MASK, text)
-        return text
 
     def shutdown(self) -> None:
         pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands ``inner`` redacted spans: the span side of :class:`RedactionLogProcessor`."""
+
+    def __init__(self, inner: SpanExporter, redactor: Redactor = DEFAULT_REDACTOR) -> None:
+        self.inner = inner
+        self.redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self.redactor.span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def __getattr__(self, name: str) -> Any:
+        # Counters, delivery and store of a wrapped DuckDB exporter stay reachable.
+        return getattr(self.inner, name)

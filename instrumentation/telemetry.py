@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import Sampler
 
 from instrumentation.context import PipelineContextLogProcessor, PipelineContextSpanProcessor
-from instrumentation.redaction import RedactionLogProcessor
+from instrumentation.redaction import DEFAULT_REDACTOR, RedactingSpanExporter, RedactionLogProcessor, Redactor
 
 _logger = logging.getLogger(__name__)
 
@@ -74,16 +74,18 @@ def _exports(items: Sequence[Any]) -> list[Export]:
 class Telemetry:
     """The service's OpenTelemetry pipeline, from processors to exporters.
 
-    ``log_processors`` are the synchronous ones (enrichment, and later redaction) that every record
-    passes before any exporter sees it, whether the service logged it or received it over OTLP.
+    ``log_processors`` are the synchronous ones (enrichment) that every record passes before any
+    exporter sees it, whether the service logged it or received it over OTLP. ``redactor`` comes
+    before all of them, and before every span exporter: no exporter sees a secret.
     """
 
     resource: Resource
     log_exporters: Sequence[LogRecordExporter | Export]
     span_exporters: Sequence[SpanExporter | Export]
     log_processors: Sequence[LogRecordProcessor] = field(
-        default_factory=lambda: [RedactionLogProcessor(), PipelineContextLogProcessor()]
+        default_factory=lambda: [PipelineContextLogProcessor()]
     )
+    redactor: Redactor = field(default_factory=lambda: DEFAULT_REDACTOR)
     batching: Batching = field(default_factory=Batching)
     metric_readers: Sequence[MetricReader] = ()
     sampler: Sampler | None = None
@@ -102,17 +104,19 @@ class Telemetry:
         for export in _exports(self.span_exporters) if self.export_own else []:
             batching = export.batching or self.batching
             # The same schedule as logs (the SDK's span default is 5 s), so a trace shows up whole.
+            exporter = RedactingSpanExporter(export.exporter, self.redactor)
             span_processor = (
-                SimpleSpanProcessor(export.exporter)
+                SimpleSpanProcessor(exporter)
                 if export.simple
-                else BatchSpanProcessor(export.exporter, schedule_delay_millis=batching.schedule_delay_millis)
+                else BatchSpanProcessor(exporter, schedule_delay_millis=batching.schedule_delay_millis)
             )
             self.tracer_provider.add_span_processor(span_processor)
             if not export.acknowledges:
                 self._forward_span_processors.append(span_processor)
         self.meter_provider = MeterProvider(resource=self.resource, metric_readers=list(self.metric_readers))
         self.logger_provider = LoggerProvider(resource=self.resource)
-        for processor in self.log_processors:
+        self._processors = [RedactionLogProcessor(self.redactor), *self.log_processors]
+        for processor in self._processors:
             self.logger_provider.add_log_record_processor(processor)
         for export in _exports(self.log_exporters) if self.export_own else []:
             batching = export.batching or self.batching
@@ -146,7 +150,7 @@ class Telemetry:
         the truth; forwarders deliver later, with their own retry and spool.
         """
         for record in records:
-            for processor in self.log_processors:
+            for processor in self._processors:
                 processor.on_emit(record)
         readable = [
             ReadableLogRecord(
@@ -165,6 +169,7 @@ class Telemetry:
         return all(result is LogRecordExportResult.SUCCESS for result in results)
 
     def ingest_spans(self, spans: Sequence[ReadableSpan]) -> bool:
+        spans = [self.redactor.span(span) for span in spans]
         exports = _exports(self.span_exporters)
         results = [export.exporter.export(spans) for export in exports if export.acknowledges]
         for processor in self._forward_span_processors:

@@ -11,12 +11,14 @@ from flask import Flask
 from flask_cors import CORS
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from werkzeug.routing import PathConverter
 
 from exporters.store import TelemetryStore
 from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry
+from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.pipelines import PipelineRepository
 from service.query import LogQueries
@@ -28,6 +30,13 @@ from service.state import EXTENSION_KEY, ServiceState, state
 from service.wiring import Wiring, wire
 
 _logger = logging.getLogger(__name__)
+
+
+class AnyTextConverter(PathConverter):
+    """Like ``path``, but also matching line breaks, which Werkzeug's ``.`` does not: an id holding
+    one reaches the route and gets a 400 naming it, not a bare 404 from the router."""
+
+    regex = r"[^/][\s\S]*?"
 
 
 def create_app(
@@ -52,6 +61,7 @@ def create_app(
     assert log_exporter is not None and span_exporter is not None
 
     app = Flask(__name__)
+    app.url_map.converters["any_text"] = AnyTextConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     repository = PipelineRepository(store, settings.data_dir / "secrets")
     interrupted = repository.fail_interrupted()
@@ -68,10 +78,11 @@ def create_app(
         forwarders=wiring.forwarders,
         runs=RunManager(
             repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
-            settings.max_concurrent_runs,
+            settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
         ),
     )  # fmt: skip
     register_error_handlers(app)
+    install_auth(app, settings.api_token_value, settings.ingest_token_value)
     CORS(
         app,
         resources={
@@ -130,6 +141,7 @@ def _wire_telemetry(
         metric_readers=[*metric_readers, *wiring.metric_readers],
         sampler=plan.sampler,
         export_own=not plan.disabled,
+        redactor=settings.redactor,
     )
     observed = {"logs": wiring.store_logs, "traces": wiring.store_spans}
     observe_exporters(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import sys
@@ -35,6 +36,16 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach; a name other than localhost counts as public."""
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @click.group()
 @click.version_option(package_name="pipetrace")
 def main() -> None:
@@ -52,9 +63,30 @@ def main() -> None:
     help="Folder for the database and spool [env PIPETRACE_DATA_DIR; default ./.pipetrace].",
 )
 @click.option("--threads", type=int, help="Request threads [env PIPETRACE_THREADS; default 8].")
-def serve(host: str | None, port: int | None, data_dir: Path | None, threads: int | None) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback without PIPETRACE_API_TOKEN and PIPETRACE_INGEST_TOKEN.",
+)
+def serve(
+    host: str | None, port: int | None, data_dir: Path | None, threads: int | None, insecure: bool
+) -> None:
     """Run the service: OTLP receiver on /v1/*, log API on /api/logs/*."""
     settings = _settings(host=host, port=port, data_dir=data_dir, threads=threads)
+    missing = [
+        name
+        for name, value in (
+            ("PIPETRACE_API_TOKEN", settings.api_token_value),
+            ("PIPETRACE_INGEST_TOKEN", settings.ingest_token_value),
+        )
+        if value is None
+    ]
+    if missing and not is_loopback(settings.host) and not insecure:
+        # Anyone who reaches the port could read every log, delete them, or run code (dlt_code).
+        raise click.UsageError(
+            f"refusing to listen on {settings.host} without {' and '.join(missing)}: set the token(s), "
+            "listen on 127.0.0.1, or pass --insecure"
+        )
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)

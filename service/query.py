@@ -30,6 +30,10 @@ MAX_TRACE_LOGS = 10_000
 # Timeline bucket widths to choose from, smallest first; the first giving at most MAX_BUCKETS wins.
 _BUCKET_SECONDS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 MAX_BUCKETS = 120
+# Newest-first pages look in a window before the upper end of the page first, widening it at most
+# a few times before one query over everything.
+_FIRST_WINDOW_NS = 3600 * NS
+_MAX_WINDOWS = 3
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,50 @@ class LogQueries:
     def __init__(self, store: TelemetryStore) -> None:
         self.store = store
 
-    def _page(self, clauses: list[str], params: list[Any], limit: int, cursor: Cursor | None) -> Page:
+    def _page(
+        self,
+        clauses: list[str],
+        params: list[Any],
+        limit: int,
+        cursor: Cursor | None,
+        filters: LogFilter,
+    ) -> Page:
+        """The newest ``limit`` matching records, after ``cursor`` when given.
+
+        Newest first over the whole store would read every row group that has a match. Records
+        arrive in time order, so row groups hold narrow time ranges and DuckDB skips those outside a
+        ``timestamp >=`` bound: the page is first looked for in the hour before its upper end
+        (``until``, the cursor, or the newest record), then in windows widened by how many matches
+        the previous one held, then everywhere. When a window holds more than ``limit`` matches they are
+        the newest, so the answer is the same as one unbounded query; when it does not, the next
+        (wider) window is tried.
+        """
+        bounds = [filters.until_ns, cursor.timestamp_ns if cursor is not None else None]
+        known = [value for value in bounds if value is not None]
+        upper = min(known) if known else self._newest_ns()
+        if upper is None:
+            return Page([], None)
+        width = _FIRST_WINDOW_NS
+        for _ in range(_MAX_WINDOWS):
+            lower = upper - width
+            if filters.since_ns is not None and lower <= filters.since_ns:
+                break
+            page = self._page_in(
+                [*clauses, "timestamp >= make_timestamp_ns(?)"], [*params, lower], limit, cursor
+            )
+            if page.next_cursor is not None:
+                return page
+            if not page.logs:
+                break  # matches are sparse: one query over everything beats widening step by step
+            # Widen to where the matches seen so far say a full page should be, with room to spare.
+            width *= max(4, 2 * (limit + 1) // len(page.logs))
+        return self._page_in(clauses, params, limit, cursor)
+
+    def _newest_ns(self) -> int | None:
+        row = self.store.cursor().execute("SELECT epoch_ns(max(timestamp)) FROM logs").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def _page_in(self, clauses: list[str], params: list[Any], limit: int, cursor: Cursor | None) -> Page:
         if cursor is not None:
             # Keyset paging on (timestamp, id), newest first: rows arriving meanwhile never shift a page.
             clauses = [
@@ -151,7 +198,7 @@ class LogQueries:
 
     def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         clauses, params = filters.where()
-        return self._page(clauses, params, limit, cursor)
+        return self._page(clauses, params, limit, cursor, filters)
 
     def search(self, text: str, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
@@ -168,7 +215,7 @@ class LogQueries:
             attribute_params = [needle]
         clauses.append(f"(contains(lower(body), ?) OR {attribute_match})")
         params.extend([needle, *attribute_params])
-        return self._page(clauses, params, limit, cursor)
+        return self._page(clauses, params, limit, cursor, filters)
 
     def correlation(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
         """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import requests
 
+from service.auth import otlp_headers_env
 from service.runner import SCRIPT_NAME
 from service.settings import Settings
 from templates.render import TemplateError, render
@@ -90,6 +91,8 @@ def run_command(template: str, params: tuple[str, ...], name: str | None, endpoi
     (settings.data_dir.resolve() / "destinations").mkdir(parents=True, exist_ok=True)
     if endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        if settings.ingest_token_value is not None and "OTEL_EXPORTER_OTLP_HEADERS" not in os.environ:
+            env["OTEL_EXPORTER_OTLP_HEADERS"] = otlp_headers_env(settings.ingest_token_value)
     click.echo(f"run {run_id} of {template}: trace {trace_id}", err=True)
     code = subprocess.call([sys.executable, str(run_dir / SCRIPT_NAME)], cwd=run_dir, env=env)
     result_file = run_dir / "result.json"

@@ -29,6 +29,7 @@ from opentelemetry.propagators._envcarrier import EnvironmentSetter
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from instrumentation.context import pipeline_context
+from service.auth import otlp_headers_env
 from service.pipelines import Pipeline, PipelineRepository
 from templates.render import render, template
 
@@ -51,8 +52,10 @@ class RunManager:
         service_url: Callable[[], str | None],
         max_concurrent: int,
         extra_env: dict[str, str] | None = None,
+        ingest_token: str | None = None,
     ) -> None:
         self.repository = repository
+        self.ingest_token = ingest_token
         self.data_dir = data_dir
         self.service_url = service_url
         self.extra_env = extra_env or {}
@@ -112,6 +115,9 @@ class RunManager:
         url = self.service_url()
         if url:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
+            if self.ingest_token is not None:
+                # The official OTLP exporters read their headers from here.
+                env["OTEL_EXPORTER_OTLP_HEADERS"] = otlp_headers_env(self.ingest_token)
         env.update(self.extra_env)
         env.update(self.repository.secret_env(pipeline.id))  # credentials: environment only, never the script
         return env

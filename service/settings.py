@@ -7,13 +7,15 @@ reads ``os.environ``.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporters.settings import DB_FILE_NAME, DEFAULT_DATA_DIR, ExporterSettings
 from instrumentation.flask import DEFAULT_EXCLUDED_URLS
+from instrumentation.redaction import Redactor
 
 DEFAULT_HOST = "127.0.0.1"
 # The standard OTLP/HTTP port: an OTel SDK with default settings sends here without configuration.
@@ -75,6 +77,26 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(
         None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint")
     )
+    api_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("PIPETRACE_API_TOKEN", "api_token"),
+        description="Bearer token required on /api/* when set.",
+    )
+    ingest_token: SecretStr | None = Field(
+        None,
+        validation_alias=_env("PIPETRACE_INGEST_TOKEN", "ingest_token"),
+        description="Bearer token required on /v1/* (OTLP ingest) when set.",
+    )
+    redact_patterns: list[str] = Field(
+        default_factory=list,
+        validation_alias=_env("PIPETRACE_REDACT_PATTERNS", "redact_patterns"),
+        description='Extra regular expressions whose matches are masked, as a JSON list: ["acct-[0-9]+"].',
+    )
+    redact_allow_keys: str = Field(
+        "",
+        validation_alias=_env("PIPETRACE_REDACT_ALLOW_KEYS", "redact_allow_keys"),
+        description="Comma-separated attribute keys never redacted (values known to be safe).",
+    )
     max_concurrent_runs: int = Field(
         4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")
     )
@@ -86,6 +108,34 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         """``ALLOW_ORIGINS`` is a comma-separated list; ``*`` allows any origin."""
         return [origin.strip() for origin in self.allow_origins.split(",") if origin.strip()]
+
+    @field_validator("api_token", "ingest_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def api_token_value(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token is not None else None
+
+    @property
+    def ingest_token_value(self) -> str | None:
+        return self.ingest_token.get_secret_value() if self.ingest_token is not None else None
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return patterns
+
+    @property
+    def redactor(self) -> Redactor:
+        keys = [key.strip() for key in self.redact_allow_keys.split(",") if key.strip()]
+        return Redactor(self.redact_patterns, keys)
 
     @field_validator("log_level")
     @classmethod

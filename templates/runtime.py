@@ -37,7 +37,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporters.records import PIPELINE_ID, RUN_ID, STAGE
 from instrumentation.context import PipelineContextLogProcessor, pipeline_context
-from instrumentation.redaction import RedactionLogProcessor
 from instrumentation.telemetry import Batching, Telemetry
 
 _logger = logging.getLogger("pipetrace.run")
@@ -119,7 +118,7 @@ def _telemetry(env: RunEnvironment) -> Telemetry:
         ),
         log_exporters=log_exporters,
         span_exporters=span_exporters,
-        log_processors=[RedactionLogProcessor(), PipelineContextLogProcessor(), RunFallbackLogProcessor()],
+        log_processors=[PipelineContextLogProcessor(), RunFallbackLogProcessor()],
         batching=Batching(max_export_batch_size=512, max_queue_size=65536, schedule_delay_millis=200),
     )
     telemetry.bridge_logging(_LEVEL_NAMES.get(env.log_level.upper(), env.log_level.upper()))

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -64,12 +65,17 @@ class LiveServer:
     data_dir: Path
     process: subprocess.Popen[str]
     log_path: Path
+    # Sent with every request (an Authorization header, when the server has tokens).
+    headers: dict[str, str] = field(default_factory=dict)
 
-    def get(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+    def _headers(self, kwargs: dict[str, Any]) -> dict[str, str]:
+        return {**self.headers, **kwargs.pop("headers", {})}
 
-    def post(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.post(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, headers=self._headers(kwargs), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url + path, timeout=10, headers=self._headers(kwargs), **kwargs)
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from service.openapi import document
 from service.state import state
 
 blueprint = Blueprint("health", __name__)
@@ -12,6 +13,11 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "ok"})
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(document())
 
 
 @blueprint.get("/readyz")

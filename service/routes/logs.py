@@ -53,7 +53,7 @@ def _page_response(page: Page) -> Response:
     return jsonify({"logs": page.logs, "next_cursor": page.next_cursor})
 
 
-@blueprint.get("/pipeline/<path:pipeline_id>")
+@blueprint.get("/pipeline/<any_text:pipeline_id>")
 def pipeline_logs(pipeline_id: str) -> Response:
     args = request.args
     reject_unknown(args, _PAGE_FILTERS)

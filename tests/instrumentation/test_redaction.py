@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
+from pydantic import ValidationError
 
-from instrumentation.redaction import MASK, redact_text, redact_value
+from exporters.log_exporter import DuckDBLogRecordExporter
+from exporters.span_exporter import DuckDBSpanExporter
+from instrumentation.redaction import MASK, Redactor, redact_text, redact_value
+from instrumentation.telemetry import Export, Telemetry
+from service.settings import Settings
 from service.state import ServiceState
-from tests.helpers import make_record
+from tests.exporters.fakes import FailingStore
+from tests.helpers import RESOURCE, make_record
 
 SECRETS = {
     "postgresql+psycopg2://app:pw-4f3e2d1c@db:5432/shop": "pw-4f3e2d1c",
@@ -80,3 +91,111 @@ def test_no_planted_secret_reaches_the_store(client: FlaskClient, service: Servi
         service.store.cursor().execute("SELECT count(*) FROM logs WHERE contains(body, '***')").fetchone()[0]
         > 0
     )
+
+
+def test_configured_patterns_and_allowed_keys() -> None:
+    redactor = Redactor(extra_patterns=[r"acct-[0-9]{6}"], allowed_keys=["db.password_policy"])
+    assert redactor.text("charged acct-123456 today") == f"charged {MASK} today"
+    assert redactor.value("note", "acct-654321 and password=pw-1") == f"{MASK} and password={MASK}"
+    assert redactor.value("db.password_policy", "min 12 chars") == "min 12 chars"  # allowed key
+    assert redactor.value("db.password", "plain") == MASK  # still masked
+
+
+def test_bad_configured_pattern_is_refused_with_its_name() -> None:
+    with pytest.raises(ValidationError, match=r"redact_patterns|PIPETRACE_REDACT_PATTERNS"):
+        Settings(redact_patterns=["acct-[0-9"])
+
+
+def _span_with_secrets(trace_id: int) -> ReadableSpan:
+    context = SpanContext(trace_id, 0x1122334455667788, is_remote=False, trace_flags=TraceFlags(1))
+    return ReadableSpan(
+        name="load",
+        context=context,
+        resource=RESOURCE,
+        attributes={"db.connection_string": "postgresql://app:span-pw-3141@db/x", "rows": 3,
+                    "http.url": "https://h/x?token=span-tok-2718"},
+        events=[Event("retry", {"detail": "password=event-pw-1618"}, 1_700_000_000_000_000_000)],
+        links=[Link(context, {"via": "secret: link-secret-1414"})],
+        status=Status(StatusCode.ERROR, "auth failed for mysql://u:status-pw-1732@h/db"),
+        start_time=1_700_000_000_000_000_000,
+        end_time=1_700_000_001_000_000_000,
+    )  # fmt: skip
+
+
+SPAN_SECRETS = ["span-pw-3141", "span-tok-2718", "event-pw-1618", "link-secret-1414", "status-pw-1732"]
+
+
+def test_spans_are_redacted_and_a_clean_span_is_not_copied() -> None:
+    span = _span_with_secrets(0xABC)
+    cleaned = Redactor().span(span)
+    assert cleaned is not span
+    events = [dict(event.attributes or {}) for event in cleaned.events]
+    links = [dict(link.attributes or {}) for link in cleaned.links]
+    text = repr((dict(cleaned.attributes or {}), events, links, cleaned.status.description))
+    assert not [secret for secret in SPAN_SECRETS if secret in text]
+    assert cleaned.attributes is not None and cleaned.attributes["rows"] == 3
+    plain = ReadableSpan(name="ok", context=span.context, attributes={"rows": 1}, resource=RESOURCE)
+    assert Redactor().span(plain) is plain
+
+
+def _every_text_value(service: ServiceState) -> str:
+    """Every text column of every table, read through SQL (the file itself stores strings compressed)."""
+    cursor = service.store.cursor()
+    columns = cursor.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+    ).fetchall()
+    parts = []
+    for table, column in columns:
+        parts.extend(str(v[0]) for v in cursor.execute(f'SELECT "{column}" FROM "{table}"').fetchall())
+    return "\n".join(parts)
+
+
+def test_no_planted_secret_reaches_the_store_or_its_files(
+    client: FlaskClient, service: ServiceState, tmp_path: Path
+) -> None:
+    # The service's own span of a request whose URL holds a token, and received spans.
+    assert client.get("/api/logs/stats?token=query-tok-9898").status_code == 400
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(encode_spans([_span_with_secrets(0xDEF)]).SerializeToString())
+    response = client.post("/v1/traces", data=request.SerializeToString(),
+                           headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+    assert response.status_code == 200
+    service.telemetry.force_flush()
+    stored = _every_text_value(service)
+    assert "span-pw" not in stored and "load" in stored  # the received span is there, scrubbed
+    planted = [*SPAN_SECRETS, "query-tok-9898"]
+    assert not [secret for secret in planted if secret in stored]
+    service.store.cursor().execute("CHECKPOINT")
+    raw = b"".join(path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+    assert not [secret for secret in planted if secret.encode() in raw]
+
+
+def test_spooled_batches_hold_no_secret(tmp_path: Path) -> None:
+    """While the store is down, batches wait in spool files: scrubbed before they are written."""
+    store = FailingStore(str(tmp_path / "down.duckdb"))
+    store.failing = True
+    spool = tmp_path / "spool"
+    log_exporter = DuckDBLogRecordExporter(store=store, fallback_directory=str(spool), max_retry_attempts=0)
+    span_exporter = DuckDBSpanExporter(store=store, fallback_directory=str(spool), max_retry_attempts=0)
+    telemetry = Telemetry(
+        resource=RESOURCE,
+        log_exporters=[Export(log_exporter, simple=True, acknowledges=True)],
+        span_exporters=[Export(span_exporter, simple=True, acknowledges=True)],
+    )
+    logger = logging.getLogger("spool.secrets")
+    telemetry.bridge_logging("INFO", logger)
+    try:
+        for text in SECRETS:
+            logger.warning(text, extra={"api_key": "spool-key-5151"})
+        telemetry.ingest_spans([_span_with_secrets(0x5EC)])
+        telemetry.force_flush()
+        files = [path for path in spool.rglob("*") if path.is_file()]
+        assert len(files) >= 2  # logs and spans were spooled
+        raw = b"".join(path.read_bytes() for path in files)
+        planted = [*SECRETS.values(), *SPAN_SECRETS, "spool-key-5151"]
+        assert not [secret for secret in planted if secret.encode() in raw]
+        assert b"***" in raw
+    finally:
+        telemetry.shutdown()
+        log_exporter.shutdown()
+        span_exporter.shutdown()

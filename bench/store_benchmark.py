@@ -1,0 +1,342 @@
+"""The store benchmark: our DuckDB store beside SQLite and chDB on the same data, in one run.
+
+    .venv/bin/pip install -e '.[test,bench]'
+    .venv/bin/python -m bench.store_benchmark            # 1M and 10M records, all engines
+
+For each size it writes the dataset (``bench.dataset``) to Parquet, then loads and queries it in
+each engine, one process per engine (``bench.engines``). Once per run it also measures ingest: the
+OTel SDK's own emit path, our exporter, a row-by-row ``executemany`` exporter, and a real
+``pipetrace serve`` fed by the official OTLP/HTTP exporter, whose peak memory is sampled while it
+ingests and answers queries. Results go to ``bench/results/store_benchmark.json`` and, as the tables
+the README quotes, ``bench/results/store_benchmark.md``.
+
+Not a test: figures, not assertions. Ratios compare engines measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from bench.dataset import write_parquet
+
+RESULTS = Path(__file__).parent / "results"
+PEERS = ("sqlite", "chdb")
+QUERY_LABELS = {
+    "trace": "all logs of one trace",
+    "pipeline_page": "newest 100 logs of a pipeline",
+    "pipeline_errors": "newest 100 errors of a pipeline",
+    "search_common": "search, common word",
+    "search_rare": "search, rare phrase",
+    "search_absent": "search, absent word",
+    "stats_all": "stats, all time",
+    "stats_last_hour": "stats, last hour",
+    "cleanup_one_day": "cleanup of one day",
+}
+POINT_LOOKUPS = ("trace", "pipeline_page")
+
+
+def run_engine(engine: str, parquet: Path, count: int, runs: int, heavy_runs: int) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.engines",
+        engine,
+        str(parquet),
+        str(count),
+        str(runs),
+        str(heavy_runs),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{engine} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def otlp_receiver(records: int) -> dict[str, Any]:
+    """A real ``pipetrace serve`` fed by the official OTLP/HTTP log exporter, batches of 8192."""
+    import psutil
+    import requests
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    from bench.exporter_throughput import make_batches
+
+    batches = make_batches(records, 8192)
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as folder:
+        env = {**os.environ, "PIPETRACE_DATA_DIR": folder, "PIPETRACE_PORT": str(port)}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            process = psutil.Process(server.pid)
+            peak = [process.memory_info().rss]
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.wait(0.02):
+                    peak[0] = max(peak[0], process.memory_info().rss)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            exporter = OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=60)
+            started = time.perf_counter()
+            for batch in batches:
+                result = exporter.export(batch)
+                if result.name != "SUCCESS":
+                    raise RuntimeError(f"OTLP export failed: {result}")
+            seconds = time.perf_counter() - started
+            ingest_peak = peak[0]
+            for _ in range(5):
+                for path in (
+                    "/api/logs/pipeline/pipe-1",
+                    "/api/logs/search?q=rows",
+                    "/api/logs/search?q=kangaroo",
+                    "/api/logs/stats",
+                ):
+                    requests.get(f"{base}{path}", timeout=60).raise_for_status()
+            stop.set()
+            sampler.join()
+            exporter.shutdown()
+        finally:
+            server.terminate()
+            server.wait(30)
+    return {
+        "records": records,
+        "records_per_second": records / seconds,
+        "service_peak_rss_mb_ingesting": ingest_peak / 2**20,
+        "service_peak_rss_mb_ingesting_and_querying": peak[0] / 2**20,
+    }
+
+
+def exporter_paths(records: int) -> dict[str, float]:
+    """Records/s of the SDK's emit path, our exporter's export() and the row-by-row exporter."""
+    from bench.exporter_throughput import (
+        NullExporter,
+        RowByRowExporter,
+        emit_through_sdk,
+        make_batches,
+        time_export,
+    )
+    from exporters.log_exporter import DuckDBLogRecordExporter
+    from exporters.store import TelemetryStore
+
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
+        sdk_loop, _ = emit_through_sdk(NullExporter(), records, 8192)
+        batches = make_batches(records, 8192)
+        ours = time_export(
+            lambda: DuckDBLogRecordExporter(
+                store=TelemetryStore(Path(folder) / "e.duckdb"), fallback_directory=Path(folder) / "spool"
+            ),
+            batches,
+        )
+        small = make_batches(2_000, 512)
+        row_by_row = time_export(lambda: RowByRowExporter(TelemetryStore(Path(folder) / "r.duckdb")), small)
+    return {
+        "sdk_emit": records / sdk_loop,
+        "duckdb_exporter": records / ours,
+        "row_by_row_executemany": 2_000 / row_by_row,
+    }
+
+
+def _fmt_ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _verdicts(sizes: dict[str, dict[str, Any]], ingest: dict[str, Any]) -> list[str]:
+    lines = []
+    smallest, largest = min(sizes, key=int), max(sizes, key=int)
+    small = sizes[smallest]
+    ours = small["pipetrace"]["queries"]
+    for query, label in QUERY_LABELS.items():
+        peers = {p: small[p]["queries"][query]["p50_ms"] for p in PEERS if p in small}
+        if not peers:
+            continue
+        mine = ours[query]["p50_ms"]
+        if query in POINT_LOOKUPS and "sqlite" in peers:
+            target, goal = 3 * peers["sqlite"], "within 3x of SQLite"
+        else:
+            target, goal = min(peers.values()), "at least as fast as the faster peer"
+        verdict = "met" if mine <= target else "NOT met"
+        lines.append(
+            f"- {smallest} records, {label}: {_fmt_ms(mine)} ms; "
+            f"target {goal} ({_fmt_ms(target)} ms): {verdict}"
+        )
+    if largest != smallest:
+        factor = int(largest) / int(smallest)
+        big = sizes[largest]["pipetrace"]["queries"]
+        for query in (*POINT_LOOKUPS, "search_common", "search_absent", "stats_all", "stats_last_hour"):
+            growth = big[query]["p50_ms"] / ours[query]["p50_ms"]
+            limit = 2 if query in POINT_LOOKUPS else factor
+            verdict = "met" if growth <= limit else "NOT met"
+            lines.append(
+                f"- {largest} vs {smallest} records, {QUERY_LABELS[query]}: {growth:.1f}x "
+                f"(target <= {limit:g}x): {verdict}"
+            )
+    bytes_per = small["pipetrace"]["bytes_per_record"]
+    lines.append(
+        f"- bytes per stored record: {bytes_per:.0f} (target <= 40): "
+        f"{'met' if bytes_per <= 40 else 'NOT met'}"
+    )
+    paths = ingest["exporter_paths"]
+    ratio = paths["duckdb_exporter"] / paths["row_by_row_executemany"]
+    lines.append(
+        f"- exporter vs row-by-row: {ratio:.0f}x (target >= 100x): {'met' if ratio >= 100 else 'NOT met'}"
+    )
+    otlp = ingest["otlp_receiver"]["records_per_second"]
+    lines.append(
+        f"- OTLP receiver: {otlp:,.0f} records/s (target >= 50,000): {'met' if otlp >= 50_000 else 'NOT met'}"
+    )
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    out = [f"Command: `{result['command']}`  \nMachine: {result['machine']}\n"]
+    for size, engines in result["sizes"].items():
+        names = [e for e in ("pipetrace", *PEERS) if e in engines]
+        out.append(
+            f"\n**{int(size):,} records** (p50 / p95 in ms; ratio = peer p50 / our p50, "
+            "above 1 means we are faster)\n"
+        )
+        header = "| query | " + " | ".join(names) + " | " + " | ".join(f"vs {p}" for p in names[1:]) + " |"
+        out.append(header)
+        out.append("|" + "---|" * (1 + 2 * len(names) - 1))
+        for query, label in QUERY_LABELS.items():
+            cells = []
+            for name in names:
+                q = engines[name]["queries"][query]
+                cells.append(f"{_fmt_ms(q['p50_ms'])} / {_fmt_ms(q['p95_ms'])}")
+            ours = engines["pipetrace"]["queries"][query]["p50_ms"]
+            ratios = [f"{engines[p]['queries'][query]['p50_ms'] / ours:.2f}x" for p in names[1:]]
+            out.append(f"| {label} | " + " | ".join(cells + ratios) + " |")
+        out.append(
+            "| bytes per record | "
+            + " | ".join(f"{engines[n]['bytes_per_record']:.0f}" for n in names)
+            + " |"
+            + " |" * (len(names) - 1)
+        )
+        out.append(
+            "| load, records/s | "
+            + " | ".join(f"{engines[n]['load_records_per_second']:,.0f}" for n in names)
+            + " |"
+            + " |" * (len(names) - 1)
+        )
+        out.append(
+            "| peak memory, MB | "
+            + " | ".join(f"{engines[n]['peak_rss_mb']:.0f}" for n in names)
+            + " |"
+            + " |" * (len(names) - 1)
+        )
+    ingest = result["ingest"]
+    paths, otlp = ingest["exporter_paths"], ingest["otlp_receiver"]
+    out.append(f"\n**Ingest** ({ingest['records']:,} records)\n")
+    out.append("| path | records/s |\n|---|---:|")
+    out.append(
+        "| OTel SDK emit path, exporter that does nothing (the in-process limit) | "
+        f"{paths['sdk_emit']:,.0f} |"
+    )
+    out.append(f"| our DuckDB exporter, `export()` on batches of 8192 | {paths['duckdb_exporter']:,.0f} |")
+    out.append(f"| row-by-row `executemany` exporter | {paths['row_by_row_executemany']:,.0f} |")
+    out.append(
+        "| `pipetrace serve` OTLP receiver, official OTLP/HTTP exporter as client | "
+        f"{otlp['records_per_second']:,.0f} |"
+    )
+    out.append(
+        f"\nService peak memory: {otlp['service_peak_rss_mb_ingesting']:.0f} MB ingesting, "
+        f"{otlp['service_peak_rss_mb_ingesting_and_querying']:.0f} MB ingesting and querying.\n"
+    )
+    out.append("\n**Targets**\n")
+    out.extend(result.get("verdicts", []))
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--engines", nargs="+", default=["pipetrace", *PEERS])
+    parser.add_argument(
+        "--large-engines",
+        nargs="+",
+        default=["pipetrace", "chdb"],
+        help="engines run at sizes above 1M: SQLite's trigram FTS5 build takes most of an hour at 10M",
+    )
+    parser.add_argument("--runs", type=int, default=20, help="runs per point query")
+    parser.add_argument("--heavy-runs", type=int, default=7, help="runs per search and stats query")
+    parser.add_argument("--ingest-records", type=int, default=100_000)
+    args = parser.parse_args()
+
+    sizes: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as folder:
+        for size in args.sizes:
+            parquet = Path(folder) / f"logs-{size}.parquet"
+            write_parquet(size, str(parquet))
+            sizes[str(size)] = {}
+            engines = (
+                args.engines if size <= 1_000_000 else [e for e in args.engines if e in args.large_engines]
+            )
+            for engine in engines:
+                print(f"{size:,} records: {engine}...", flush=True)
+                sizes[str(size)][engine] = run_engine(engine, parquet, size, args.runs, args.heavy_runs)
+            parquet.unlink()
+    print("ingest...", flush=True)
+    ingest = {
+        "records": args.ingest_records,
+        "exporter_paths": exporter_paths(args.ingest_records),
+        "otlp_receiver": otlp_receiver(args.ingest_records),
+    }
+    command = "python -m bench.store_benchmark"
+    if args.sizes != [1_000_000, 10_000_000]:
+        command += " --sizes " + " ".join(map(str, args.sizes))
+    result: dict[str, Any] = {
+        "command": command,
+        "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, CPython {platform.python_version()}, "
+        f"DuckDB {duckdb.__version__}",
+        "sizes": sizes,
+        "ingest": ingest,
+    }
+    if "pipetrace" in args.engines:
+        result["verdicts"] = _verdicts(sizes, ingest)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "store_benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (RESULTS / "store_benchmark.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,493 @@
+"""The OpenAPI 3.1 description of every route, served at ``/openapi.json``.
+
+Written out rather than generated from the code: the routes parse by hand (to name the bad parameter
+in each 400), so no schema library sees them. ``tests/service/test_openapi.py`` keeps the two in step
+(every route described, nothing described that is not served) and fuzzes every operation from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.params import LEVELS
+
+_ERROR_STATUSES = {
+    "400": "A parameter or the body is not valid; ``error.parameter`` names it.",
+    "401": "The route needs its token (PIPETRACE_API_TOKEN or PIPETRACE_INGEST_TOKEN); none or a wrong one.",
+    "404": "Nothing is stored under that id.",
+    "405": "The route does not take that method.",
+    "409": "The request conflicts with the resource's state.",
+    "413": "The body is too large (measured after decompression).",
+    "415": "Unsupported Content-Type or Content-Encoding.",
+    "429": "Ingest is saturated; retry after the Retry-After header's seconds.",
+    "503": "The store cannot be used right now; retry after Retry-After.",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    """An object that has all of ``properties``."""
+    return {"type": "object", "required": sorted(properties), "properties": properties}
+
+
+def _nullable(kind: str, **more: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **more}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: str, schema: dict[str, Any], *errors: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": "OK", **_json(schema)}}
+    for status in ("400", "401", *errors):
+        responses[status] = {"description": _ERROR_STATUSES[status], **_json(_ref("Error"))}
+    return responses
+
+
+def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+_IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 256}
+
+
+def _path(name: str, description: str, schema: dict[str, Any] = _IDENTIFIER) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+_TIME = {
+    "type": "string",
+    "pattern": r"^(\d{1,9}[smhdw]|\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+    r"([Zz]|[+-]\d{2}:\d{2}))$",
+    "description": "RFC 3339 (2026-11-28T10:00:00Z), 1970 to 2262, or a duration before now (15m, 24h, 7d)",
+}
+_FILTERS = [
+    _query("run_id", _IDENTIFIER, "Only this run's records."),
+    _query("stage", _IDENTIFIER, "Only this stage (extract, normalize, load...)."),
+    _query("level", {"type": "string", "enum": sorted(LEVELS)}, "Minimum severity."),
+    _query("since", _TIME, "Records at or after this time."),
+    _query("until", _TIME, "Records before this time."),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size."),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
+]
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "parameter": {"type": "string"},
+                },
+            }
+        },
+    },
+    "LogRecord": {
+        "type": "object",
+        "required": ["id", "timestamp", "severity_number", "body", "trace_id", "attributes", "resource"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+            "timestamp": {"type": "string"},
+            "observed_timestamp": _nullable("string"),
+            "severity_text": _nullable("string"),
+            "severity_number": _nullable("integer"),
+            "body": _nullable("string"),
+            "scope": {"oneOf": [{"type": "null"}, {"type": "object"}]},
+            "trace_id": _nullable("string"),
+            "span_id": _nullable("string"),
+            "event_name": _nullable("string"),
+            "service_name": _nullable("string"),
+            "pipeline_id": _nullable("string"),
+            "run_id": _nullable("string"),
+            "stage": _nullable("string"),
+            "attributes": {"type": "object"},
+            "resource": {"type": "object"},
+        },
+    },
+    "LogPage": {
+        "type": "object",
+        "required": ["logs", "next_cursor"],
+        "properties": {
+            "logs": {"type": "array", "items": _ref("LogRecord")},
+            "next_cursor": _nullable("string"),
+        },
+    },
+    "Span": {
+        "type": "object",
+        "required": ["trace_id", "span_id", "name", "start", "status", "attributes"],
+        "properties": {
+            "trace_id": {"type": "string"},
+            "span_id": {"type": "string"},
+            "parent_span_id": _nullable("string"),
+            "name": {"type": "string"},
+            "kind": _nullable("string"),
+            "start": {"type": "string"},
+            "end": _nullable("string"),
+            "duration_ms": _nullable("number"),
+            "status": {"type": "object"},
+            "attributes": {"type": "object"},
+            "events": {"type": "array"},
+            "links": {"type": "array"},
+        },
+    },
+    "Correlation": {
+        "type": "object",
+        "required": ["trace_id", "logs", "spans", "truncated"],
+        "properties": {
+            "trace_id": {"type": "string"},
+            "logs": {"type": "array", "items": _ref("LogRecord")},
+            "spans": {"type": "array", "items": _ref("Span")},
+            "truncated": {"type": "boolean"},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["total", "by_level", "by_pipeline", "error_rate", "timeline", "ingest"],
+        "properties": {
+            "total": {"type": "integer", "minimum": 0},
+            "by_level": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "by_pipeline": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["pipeline_id", "count", "errors"],
+                    "properties": {
+                        "pipeline_id": _nullable("string"),
+                        "count": {"type": "integer"},
+                        "errors": {"type": "integer"},
+                    },
+                },
+            },
+            "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            "timeline": {
+                "type": "object",
+                "required": ["bucket_seconds", "buckets"],
+                "properties": {"bucket_seconds": _nullable("integer"), "buckets": {"type": "array"}},
+            },
+            "ingest": {"type": "object"},
+        },
+    },
+    "Cleanup": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "older_than_days": {"type": "number", "minimum": 0, "maximum": 36500},
+            "before": {"type": "string", "description": "RFC 3339"},
+            "pipeline_id": {"type": "string"},
+            "dry_run": {"type": "boolean", "default": False},
+        },
+    },
+    "Cleaned": {
+        "type": "object",
+        "required": ["deleted", "deleted_spans", "dry_run", "before"],
+        "properties": {
+            "deleted": {"type": "integer", "minimum": 0},
+            "deleted_spans": {"type": "integer", "minimum": 0},
+            "dry_run": {"type": "boolean"},
+            "before": {"type": "string"},
+        },
+    },
+    "Template": {
+        "type": "object",
+        "required": ["name", "description", "parameters"],
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "parameters": {"type": "object", "description": "JSON Schema of the template's params"},
+        },
+    },
+    "NewPipeline": {
+        "type": "object",
+        "required": ["name", "template"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "template": {"type": "string"},
+            "params": {"type": "object"},
+        },
+    },
+    "Pipeline": {
+        "type": "object",
+        "required": ["id", "name", "template", "params", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "template": {"type": "string"},
+            "params": {"type": "object", "description": "Parameters without secrets"},
+            "created_at": _nullable("string"),
+            "runs": {"type": "array", "items": _ref("Run")},
+        },
+    },
+    "Run": {
+        "type": "object",
+        "required": ["run_id", "pipeline_id", "status"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "pipeline_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "trace_id": _nullable("string"),
+            "queued_at": _nullable("string"),
+            "started_at": _nullable("string"),
+            "finished_at": _nullable("string"),
+            "duration_seconds": _nullable("number"),
+            "exit_code": _nullable("integer"),
+            "rows_loaded": {"type": "object"},
+            "error": {"oneOf": [{"type": "null"}, {"type": "object"}]},
+        },
+    },
+    "OtlpBody": {"type": "string", "format": "binary"},
+}
+
+_OTLP_REQUEST = {
+    "required": True,
+    "content": {
+        "application/x-protobuf": {"schema": _ref("OtlpBody")},
+        "application/json": {"schema": {"type": "object"}},
+    },
+}
+_OTLP_RESPONSES: dict[str, Any] = {
+    status: {
+        "description": "OTLP export response (partial_success when some records were rejected)"
+        if status == "200"
+        else _ERROR_STATUSES[status],
+        "content": {
+            "application/x-protobuf": {"schema": _ref("OtlpBody")},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+    for status in ("200", "400", "401", "413", "415", "429", "503")
+}
+
+
+def _otlp(signal: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": f"Receive OTLP/HTTP {signal} (protobuf or JSON, gzip or plain)",
+            "tags": ["otlp"],
+            "security": [{"ingest": []}],
+            "requestBody": _OTLP_REQUEST,
+            "responses": _OTLP_RESPONSES,
+        }
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Pipetrace",
+            "version": "1",
+            "description": "OpenTelemetry logs and traces of dlt pipelines, stored in DuckDB.",
+        },
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "api": {"type": "http", "scheme": "bearer", "description": "PIPETRACE_API_TOKEN, when set"},
+                "ingest": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "PIPETRACE_INGEST_TOKEN, when set",
+                },
+            },
+        },
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "Alive",
+                    "tags": ["health"],
+                    "responses": {"200": {"description": "alive"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Ready: the store takes writes",
+                    "tags": ["health"],
+                    "responses": {
+                        "200": {"description": "ready", **_json({"type": "object"})},
+                        "503": {"description": "not ready", **_json({"type": "object"})},
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "tags": ["meta"],
+                    "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}},
+                }
+            },
+            "/v1/logs": _otlp("logs"),
+            "/v1/traces": _otlp("traces"),
+            "/api/logs/pipeline/{pipeline_id}": {
+                "get": {
+                    "summary": "Logs of a pipeline, newest first",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("pipeline_id", "The pipeline's id"), *_FILTERS],
+                    "responses": _responses("200", _ref("LogPage")),
+                }
+            },
+            "/api/logs/search": {
+                "get": {
+                    "summary": "Case-insensitive search in bodies and attribute values, newest first",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _query(
+                            "q", {"type": "string", "minLength": 1, "maxLength": 500}, "Text to find.", True
+                        ),
+                        _query("pipeline_id", _IDENTIFIER, "Only this pipeline's records."),
+                        *_FILTERS,
+                    ],
+                    "responses": _responses("200", _ref("LogPage")),
+                }
+            },
+            "/api/logs/stats": {
+                "get": {
+                    "summary": "Counts by level and pipeline, error rate, timeline, ingest counters",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _query("since", _TIME, "From this time."),
+                        _query("until", _TIME, "Before this time."),
+                        _query("pipeline_id", _IDENTIFIER, "Only this pipeline's records."),
+                    ],
+                    "responses": _responses("200", _ref("Stats")),
+                }
+            },
+            "/api/logs/correlation/{trace_id}": {
+                "get": {
+                    "summary": "Every log (oldest first) and span of one trace",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _path(
+                            "trace_id",
+                            "32 hex characters",
+                            {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"},
+                        )
+                    ],
+                    "responses": _responses("200", _ref("Correlation"), "404"),
+                }
+            },
+            "/api/logs/cleanup": {
+                "post": {
+                    "summary": "Delete logs and spans older than a time",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "requestBody": {"required": True, **_json(_ref("Cleanup"))},
+                    "responses": _responses("200", _ref("Cleaned"), "503"),
+                }
+            },
+            "/api/templates": {
+                "get": {
+                    "summary": "Pipeline templates and their parameter schemas",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "responses": _responses(
+                        "200",
+                        {
+                            "type": "object",
+                            "properties": {"templates": {"type": "array", "items": _ref("Template")}},
+                        },
+                    ),
+                }
+            },
+            "/api/pipelines": {
+                "get": {
+                    "summary": "Pipelines",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "responses": _responses(
+                        "200",
+                        {
+                            "type": "object",
+                            "properties": {"pipelines": {"type": "array", "items": _ref("Pipeline")}},
+                        },
+                    ),
+                },
+                "post": {
+                    "summary": "Define a pipeline from a template",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "requestBody": {"required": True, **_json(_ref("NewPipeline"))},
+                    "responses": _responses("201", _ref("Pipeline")),
+                },
+            },
+            "/api/pipelines/{pipeline_id}": {
+                "get": {
+                    "summary": "A pipeline and its last runs",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("pipeline_id", "The pipeline's id")],
+                    "responses": _responses("200", _ref("Pipeline"), "404"),
+                }
+            },
+            "/api/pipelines/{pipeline_id}/runs": {
+                "get": {
+                    "summary": "Runs of a pipeline, newest first",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _path("pipeline_id", "The pipeline's id"),
+                        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "How many."),
+                    ],
+                    "responses": _responses(
+                        "200",
+                        _object(runs=_list("Run")),
+                        "404",
+                    ),
+                },
+                "post": {
+                    "summary": "Start a run (continues the request's trace)",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("pipeline_id", "The pipeline's id")],
+                    "responses": _responses(
+                        "202",
+                        _object(run_id={"type": "string"}, trace_id={"type": "string"}),
+                        "404",
+                    ),
+                },
+            },
+            "/api/runs/{run_id}": {
+                "get": {
+                    "summary": "A run",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("run_id", "The run's id")],
+                    "responses": _responses("200", _ref("Run"), "404"),
+                }
+            },
+            "/api/runs/{run_id}/cancel": {
+                "post": {
+                    "summary": "Cancel a queued or running run",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("run_id", "The run's id")],
+                    "responses": _responses(
+                        "202",
+                        {
+                            "type": "object",
+                            "properties": {"run_id": {"type": "string"}, "status": {"type": "string"}},
+                        },
+                        "404",
+                        "409",
+                    ),
+                }
+            },
+        },
+    }

@@ -1,0 +1,92 @@
+"""The query layer's newest-first paging: windowed look-ups give exactly what one full query gives."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+
+from exporters.records import log_table
+from exporters.store import TelemetryStore
+from service.params import Cursor
+from service.query import LogFilter, LogQueries
+from tests.helpers import make_record
+
+HOUR = 3_600 * 10**9
+NOW = 1_800_000_000 * 10**9
+
+
+@pytest.fixture(scope="module")
+def queries(tmp_path_factory: pytest.TempPathFactory) -> LogQueries:
+    """Dense recent records, sparse old ones over two months, and a few in the future."""
+    rng = random.Random(3)
+    times = [NOW - rng.randrange(0, 2 * HOUR) for _ in range(300)]
+    times += [NOW - rng.randrange(2 * HOUR, 60 * 24 * HOUR) for _ in range(200)]
+    times += [NOW + rng.randrange(1, HOUR) for _ in range(5)]
+    times += [times[0]] * 4  # ties on the timestamp are broken by id
+    records = [
+        make_record(
+            f"{rng.choice(['extracted rows', 'loaded rows', 'idle'])} {i}",
+            timestamp=ts,
+            severity=rng.choice([SeverityNumber.INFO] * 8 + [SeverityNumber.WARN, SeverityNumber.ERROR]),
+            attributes={"pipeline.id": rng.choice(["dense", "dense", "rare"])} if i % 7 else {},
+        )
+        for i, ts in enumerate(times)
+    ]
+    store = TelemetryStore(tmp_path_factory.mktemp("query") / "q.duckdb")
+    store.insert_logs(log_table(records))
+    return LogQueries(store)
+
+
+def _everything(queries: LogQueries, where: str, params: list[Any]) -> list[str]:
+    rows = (
+        queries.store.cursor()
+        .execute(f"SELECT id FROM logs WHERE {where} ORDER BY timestamp DESC, id DESC", params)
+        .fetchall()
+    )
+    return [format(row[0], "016x") for row in rows]
+
+
+def _all_pages(fetch: Any, limit: int) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = fetch(limit, cursor)
+        ids.extend(log["id"] for log in page.logs)
+        assert len(page.logs) <= limit
+        if page.next_cursor is None:
+            return ids
+        cursor = Cursor.decode(page.next_cursor)
+
+
+@pytest.mark.parametrize("limit", [1, 7, 100, 1000])
+@pytest.mark.parametrize(
+    ("filters", "where", "params"),
+    [
+        (LogFilter(), "true", []),
+        (LogFilter(pipeline_id="dense"), "pipeline_id = ?", ["dense"]),
+        (LogFilter(pipeline_id="rare"), "pipeline_id = ?", ["rare"]),
+        (LogFilter(min_severity=17), "severity_number >= 17", []),
+        (LogFilter(pipeline_id="nobody"), "pipeline_id = ?", ["nobody"]),
+        (
+            LogFilter(since_ns=NOW - 30 * HOUR, until_ns=NOW),
+            "timestamp >= make_timestamp_ns(?) AND timestamp < make_timestamp_ns(?)",
+            [NOW - 30 * HOUR, NOW],
+        ),
+    ],
+)
+def test_pages_in_windows_equal_one_full_query(
+    queries: LogQueries, filters: LogFilter, where: str, params: list[Any], limit: int
+) -> None:
+    expected = _everything(queries, where, params)
+    got = _all_pages(lambda n, c: queries.pipeline_logs(filters, n, c), limit)
+    assert got == expected
+
+
+@pytest.mark.parametrize("limit", [3, 50])
+@pytest.mark.parametrize("text", ["rows", "LOADED", "idle", "absent-word"])
+def test_search_pages_equal_one_full_query(queries: LogQueries, text: str, limit: int) -> None:
+    expected = _everything(queries, "contains(lower(body), ?)", [text.lower()])
+    assert _all_pages(lambda n, c: queries.search(text, LogFilter(), n, c), limit) == expected
