@@ -8,6 +8,7 @@ encoders and read back here. The OTel SDK ships encoders for OTLP but no decoder
 from __future__ import annotations
 
 import base64
+import functools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
-from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
@@ -208,7 +209,43 @@ class Decoded:
         self.error = self.error or reason
 
 
-def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
+@dataclass(frozen=True)
+class Limits:
+    """What one received record may hold (the OTel SDK's attribute limits, applied on receipt):
+    attributes beyond ``max_attributes`` are dropped, longer string values are cut."""
+
+    max_attributes: int = 128
+    max_value_length: int = 8192
+
+    @functools.cached_property
+    def sdk(self) -> LogRecordLimits:
+        # Built once: a LogRecordLimits() per record reads four environment variables each time, which
+        # was a third of the receiver's decoding cost.
+        return LogRecordLimits(
+            max_attributes=self.max_attributes,
+            max_attribute_length=self.max_value_length,
+            max_log_record_attributes=self.max_attributes,
+            max_log_record_attribute_length=self.max_value_length,
+        )
+
+    def attributes(self, pairs: Any) -> dict[str, Any]:
+        kept = pairs if len(pairs) <= self.max_attributes else list(pairs)[: self.max_attributes]
+        return {kv.key: self.value(any_value(kv.value)) for kv in kept}
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            return value[: self.max_value_length]
+        if isinstance(value, list):
+            return [self.value(item) for item in value[: self.max_attributes]]
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in list(value.items())[: self.max_attributes]}
+        return value
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def decode_logs(request: ExportLogsServiceRequest, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     out = Decoded([])
     for resource_logs in request.resource_logs:
         resource = _resource(resource_logs.resource, resource_logs.schema_url)
@@ -229,8 +266,8 @@ def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
                     observed_timestamp=observed,
                     severity_text=proto.severity_text or None,
                     severity_number=severity,
-                    body=any_value(proto.body) if proto.HasField("body") else None,
-                    attributes=key_values(proto.attributes),
+                    body=limits.value(any_value(proto.body)) if proto.HasField("body") else None,
+                    attributes=limits.attributes(proto.attributes),
                     event_name=proto.event_name or None,
                 )
                 # Set after construction: the constructor would otherwise take ids from the current span.
@@ -238,12 +275,14 @@ def decode_logs(request: ExportLogsServiceRequest) -> Decoded:
                 record.span_id = span_id
                 record.trace_flags = TraceFlags(proto.flags & 0xFF)
                 out.records.append(
-                    ReadWriteLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
+                    ReadWriteLogRecord(
+                        log_record=record, resource=resource, instrumentation_scope=scope, limits=limits.sdk
+                    )
                 )
     return out
 
 
-def decode_spans(request: ExportTraceServiceRequest) -> Decoded:
+def decode_spans(request: ExportTraceServiceRequest, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     out = Decoded([])
     for resource_spans in request.resource_spans:
         resource = _resource(resource_spans.resource, resource_spans.schema_url)
@@ -251,13 +290,13 @@ def decode_spans(request: ExportTraceServiceRequest) -> Decoded:
             scope = _scope(scope_spans.scope, scope_spans.schema_url)
             for proto in scope_spans.spans:
                 try:
-                    out.records.append(_span(proto, resource, scope))
+                    out.records.append(_span(proto, resource, scope, limits))
                 except ValueError as exc:
                     out.reject(f"span rejected: {exc}")
     return out
 
 
-def _span(proto: Any, resource: Resource, scope: SdkScope) -> ReadableSpan:
+def _span(proto: Any, resource: Resource, scope: SdkScope, limits: Limits) -> ReadableSpan:
     trace_id = _id(proto.trace_id, 16, "trace_id")
     span_id = _id(proto.span_id, 8, "span_id")
     if not trace_id or not span_id:
@@ -266,22 +305,22 @@ def _span(proto: Any, resource: Resource, scope: SdkScope) -> ReadableSpan:
     flags = TraceFlags(proto.flags & 0xFF)
     parent_id = _id(proto.parent_span_id, 8, "parent_span_id")
     events = [
-        Event(e.name, key_values(e.attributes), _time(e.time_unix_nano, "event time_unix_nano"))
-        for e in proto.events
+        Event(e.name, limits.attributes(e.attributes), _time(e.time_unix_nano, "event time_unix_nano"))
+        for e in proto.events[: limits.max_attributes]
     ]
     links = [
         Link(
             SpanContext(_id(link.trace_id, 16, "link trace_id"), _id(link.span_id, 8, "link span_id"), True),
-            key_values(link.attributes),
+            limits.attributes(link.attributes),
         )
-        for link in proto.links
+        for link in proto.links[: limits.max_attributes]
     ]
     return ReadableSpan(
         name=proto.name,
         context=SpanContext(trace_id, span_id, False, flags, state),
         parent=SpanContext(trace_id, parent_id, True) if parent_id else None,
         resource=resource,
-        attributes=key_values(proto.attributes),
+        attributes=limits.attributes(proto.attributes),
         events=events,
         links=links,
         kind=_SPAN_KINDS.get(proto.kind, SpanKind.INTERNAL),

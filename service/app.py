@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry
 from service.auth import install_auth
 from service.errors import register_error_handlers
+from service.headers import install_security_headers
 from service.pipelines import PipelineRepository
 from service.query import LogQueries
 from service.retention import RetentionWorker
@@ -76,6 +78,7 @@ def create_app(
         queries=LogQueries(store),
         repository=repository,
         forwarders=wiring.forwarders,
+        ingest_slots=threading.BoundedSemaphore(settings.ingest_concurrency),
         runs=RunManager(
             repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
             settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
@@ -83,6 +86,7 @@ def create_app(
     )  # fmt: skip
     register_error_handlers(app)
     install_auth(app, settings.api_token_value, settings.ingest_token_value)
+    install_security_headers(app)
     CORS(
         app,
         resources={

@@ -97,6 +97,26 @@ class Settings(BaseSettings):
         validation_alias=_env("PIPETRACE_REDACT_ALLOW_KEYS", "redact_allow_keys"),
         description="Comma-separated attribute keys never redacted (values known to be safe).",
     )
+    ingest_concurrency: int = Field(
+        4,
+        ge=1,
+        le=256,
+        validation_alias=_env("PIPETRACE_INGEST_CONCURRENCY", "ingest_concurrency"),
+        description="OTLP requests stored at once; others wait, then get 429 with Retry-After.",
+    )
+    ingest_wait_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        validation_alias=_env("PIPETRACE_INGEST_WAIT_SECONDS", "ingest_wait_seconds"),
+        description="How long an OTLP request waits for a free slot before it gets 429.",
+    )
+    attribute_count_limit: int = Field(
+        128, ge=1, validation_alias=_env("OTEL_ATTRIBUTE_COUNT_LIMIT", "attribute_count_limit")
+    )
+    attribute_value_length_limit: int = Field(
+        8192, ge=1, validation_alias=_env("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "attribute_value_length_limit")
+    )
     max_concurrent_runs: int = Field(
         4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ class ServiceState:
     repository: PipelineRepository
     runs: RunManager
     forwarders: list[Any] = field(default_factory=list)
+    # OTLP requests being stored now; full means the store is the bottleneck and clients should wait.
+    ingest_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4))
 
     def ingest_counters(self) -> dict[str, Any]:
         """Each exporter's record counters, breaker state and spool size; forwarders by name."""

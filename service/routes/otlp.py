@@ -6,7 +6,9 @@ the store keeps one copy of a record sent twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from exporters import otlp_codec as otlp
+from service.settings import Settings
 from service.state import state
 
 blueprint = Blueprint("otlp", __name__)
@@ -40,23 +43,52 @@ def _error(status: int, message: str, kind: str) -> Response:
         response = Response(orjson.dumps(payload), status=status, content_type=otlp.JSON)
     if status == 503:
         response.headers["Retry-After"] = "5"
+    elif status == 429:
+        # Spread over 1-3 s: clients told the same second would all come back at once.
+        response.headers["Retry-After"] = str(random.randint(1, 3))
     return response
 
 
 def _receive(
     message: Callable[[], Message],
-    decode: Callable[[Any], otlp.Decoded],
+    decode: Callable[[Any, otlp.Limits], otlp.Decoded],
     store: Callable[[list[Any]], bool],
     respond: Callable[[otlp.Decoded], Message],
 ) -> Response:
     kind = otlp.JSON
+    with contextlib.suppress(otlp.OtlpError):
+        kind = otlp.media_type(request.content_type)
+    service = state()
+    # Back-pressure: a burst waits briefly for the store; when it cannot catch up, the client is told
+    # to come back later (429 + Retry-After, which the official OTLP exporters honour) instead of
+    # requests piling up without bound in the server's threads.
+    if not service.ingest_slots.acquire(timeout=service.settings.ingest_wait_seconds):
+        return _error(429, "ingest is saturated; retry after the Retry-After header's seconds", kind)
+    try:
+        return _store(message, decode, store, respond, service.settings)
+    finally:
+        service.ingest_slots.release()
+
+
+def _store(
+    message: Callable[[], Message],
+    decode: Callable[[Any, otlp.Limits], otlp.Decoded],
+    store: Callable[[list[Any]], bool],
+    respond: Callable[[otlp.Decoded], Message],
+    settings: Settings,
+) -> Response:
+    kind = otlp.JSON
+    limits = otlp.Limits(settings.attribute_count_limit, settings.attribute_value_length_limit)
     try:
         kind = otlp.media_type(request.content_type)
         body = otlp.decompress(request.get_data(cache=False), request.headers.get("Content-Encoding"),
                                MAX_BODY_BYTES)  # fmt: skip
-        decoded = decode(otlp.parse(body, kind, message))
+        decoded = decode(otlp.parse(body, kind, message), limits)
     except otlp.OtlpError as exc:
         return _error(exc.status, str(exc), kind)
+    if decoded.rejected and not decoded.records:
+        # Nothing in the request could be used: the whole request is bad (partial success is for some).
+        return _error(400, decoded.error, kind)
     if decoded.records and not store(decoded.records):
         # Retryable for the client (OTLP says 503); nothing of this request was acknowledged.
         return _error(503, "the store could not accept the records; retry later", kind)
