@@ -25,7 +25,7 @@ from service.headers import install_security_headers
 from service.pipelines import PipelineRepository
 from service.query import LogQueries
 from service.retention import RetentionWorker
-from service.routes import health, logs, otlp, pipelines
+from service.routes import health, logs, otlp, pipelines, ui
 from service.runner import RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
@@ -95,7 +95,7 @@ def create_app(
         },
         expose_headers=[CORRELATION_HEADER, "traceresponse"],
     )
-    for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint, pipelines.blueprint):
+    for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint, pipelines.blueprint, ui.blueprint):
         app.register_blueprint(blueprint)
     instrument_app(
         app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging,

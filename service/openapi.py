@@ -244,6 +244,11 @@ _SCHEMAS: dict[str, Any] = {
             "finished_at": _nullable("string"),
             "duration_seconds": _nullable("number"),
             "exit_code": _nullable("integer"),
+            "error_count": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "ERROR and FATAL records of the run",
+            },
             "rows_loaded": {"type": "object"},
             "error": {"oneOf": [{"type": "null"}, {"type": "object"}]},
         },
@@ -331,6 +336,30 @@ def document() -> dict[str, Any]:
             },
             "/v1/logs": _otlp("logs"),
             "/v1/traces": _otlp("traces"),
+            "/": {
+                "get": {
+                    "summary": "The log explorer (a web page over this API)",
+                    "tags": ["ui"],
+                    "responses": {
+                        "200": {
+                            "description": "HTML",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/api/logs": {
+                "get": {
+                    "summary": "Every log record, newest first",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _query("pipeline_id", _IDENTIFIER, "Only this pipeline's records."),
+                        *_FILTERS,
+                    ],
+                    "responses": _responses("200", _ref("LogPage")),
+                }
+            },
             "/api/logs/pipeline/{pipeline_id}": {
                 "get": {
                     "summary": "Logs of a pipeline, newest first",

@@ -128,7 +128,21 @@ class PipelineRepository:
             )
             .fetchall()
         )
-        return [_run(row) for row in rows]
+        runs = [_run(row) for row in rows]
+        if runs:
+            # Error records per run, for the runs listed: one grouped scan of the pipeline's logs.
+            counts = dict(
+                self.store.cursor()
+                .execute(
+                    "SELECT run_id, count(*) FROM logs WHERE pipeline_id = ? AND severity_number >= 17"
+                    " GROUP BY run_id",
+                    [pipeline_id],
+                )
+                .fetchall()
+            )
+            for run in runs:
+                run["error_count"] = int(counts.get(run["run_id"], 0))
+        return runs
 
     def fail_interrupted(self) -> int:
         """Runs left queued or running by a service that died can never finish: mark them failed."""

@@ -161,8 +161,8 @@ class LogQueries:
         width = _FIRST_WINDOW_NS
         for _ in range(_MAX_WINDOWS):
             lower = upper - width
-            if filters.since_ns is not None and lower <= filters.since_ns:
-                break
+            if lower <= 0 or (filters.since_ns is not None and lower <= filters.since_ns):
+                break  # the window already reaches back to the start: ask once, unbounded
             page = self._page_in(
                 [*clauses, "timestamp >= make_timestamp_ns(?)"], [*params, lower], limit, cursor
             )
@@ -171,7 +171,7 @@ class LogQueries:
             if not page.logs:
                 break  # matches are sparse: one query over everything beats widening step by step
             # Widen to where the matches seen so far say a full page should be, with room to spare.
-            width *= max(4, 2 * (limit + 1) // len(page.logs))
+            width = min(width * max(4, 2 * (limit + 1) // len(page.logs)), upper)
         return self._page_in(clauses, params, limit, cursor)
 
     def _newest_ns(self) -> int | None:

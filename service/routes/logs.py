@@ -53,6 +53,15 @@ def _page_response(page: Page) -> Response:
     return jsonify({"logs": page.logs, "next_cursor": page.next_cursor})
 
 
+@blueprint.get("")
+def all_logs() -> Response:
+    """Every record, newest first, with the same filters as a pipeline's logs plus ``pipeline_id``."""
+    args = request.args
+    reject_unknown(args, _PAGE_FILTERS | {"pipeline_id"})
+    page = state().queries.pipeline_logs(_filters(args), parse_limit(args.get("limit")), _cursor(args))
+    return _page_response(page)
+
+
 @blueprint.get("/pipeline/<any_text:pipeline_id>")
 def pipeline_logs(pipeline_id: str) -> Response:
     args = request.args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +91,14 @@ def test_pages_in_windows_equal_one_full_query(
 def test_search_pages_equal_one_full_query(queries: LogQueries, text: str, limit: int) -> None:
     expected = _everything(queries, "contains(lower(body), ?)", [text.lower()])
     assert _all_pages(lambda n, c: queries.search(text, LogFilter(), n, c), limit) == expected
+
+
+def test_sparse_matches_over_a_long_time_widen_to_an_unbounded_query(tmp_path: Path) -> None:
+    """One match per window, with a large page: the window grows past the start of time and the
+    query falls back to one unbounded query (it used to overflow the timestamp and fail)."""
+    store = TelemetryStore(tmp_path / "sparse.duckdb")
+    ages = [0, 2 * HOUR, 3 * 24 * HOUR, 100 * 24 * HOUR, 20 * 365 * 24 * HOUR]
+    store.insert_logs(log_table([make_record(f"age {age}", timestamp=NOW - age) for age in ages]))
+    page = LogQueries(store).pipeline_logs(LogFilter(), 1000)
+    assert [log["body"] for log in page.logs] == [f"age {age}" for age in ages]
+    assert page.next_cursor is None

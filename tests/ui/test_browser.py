@@ -1,0 +1,300 @@
+"""The log explorer in a real browser: Playwright driving Debian's Chromium against a running
+``pipetrace serve`` with real telemetry (official OTLP exporters) and real pipeline runs.
+
+Each view's screenshot is saved to ``docs/screenshots/`` (the README shows them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import LiveServer, start_server
+from tests.helpers import RESOURCE, make_record, make_records
+
+CHROMIUM = os.environ.get("PIPETRACE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TRACE = 0x7A11_0000_0000_0000_0000_0000_0000_0001
+NS = 1_000_000_000
+USER_CODE = textwrap.dedent(
+    """
+    import logging
+    import dlt
+
+    @dlt.resource(name="orders", primary_key="id")
+    def orders():
+        logging.getLogger("orders").warning("slow page from the API, retrying")
+        yield [{"id": i, "amount": i * 10} for i in range(40)]
+
+    def data_source():
+        return orders
+    """
+)
+
+if shutil.which(CHROMIUM) is None:  # pragma: no cover - .ci/run installs it
+    raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+
+
+def _span(
+    name: str, span_id: int, parent: int | None, start: int, end: int, error: bool = False
+) -> ReadableSpan:
+    context = SpanContext(TRACE, span_id, is_remote=False, trace_flags=TraceFlags(1))
+    return ReadableSpan(
+        name=name,
+        context=context,
+        parent=SpanContext(TRACE, parent, is_remote=False) if parent else None,
+        resource=RESOURCE,
+        attributes={"pipeline.id": "orders"},
+        kind=SpanKind.INTERNAL,
+        status=Status(StatusCode.ERROR if error else StatusCode.OK),
+        start_time=start,
+        end_time=end,
+    )
+
+
+def _seed(server: LiveServer) -> None:
+    now = 1_795_000_000 * NS
+    spans = [
+        _span("pipeline orders", 0x1, None, now, now + 4 * NS),
+        _span("extract", 0x2, 0x1, now + NS // 10, now + NS),
+        _span("normalize", 0x3, 0x1, now + NS, now + 2 * NS),
+        _span("load", 0x4, 0x1, now + 2 * NS, now + 4 * NS, error=True),
+    ]
+    assert OTLPSpanExporter(endpoint=f"{server.url}/v1/traces").export(spans) is SpanExportResult.SUCCESS
+    lines = [
+        ("extract", 0x2, SeverityNumber.INFO, "Extracted 120 rows from resource orders"),
+        ("extract", 0x2, SeverityNumber.DEBUG, "Fetched page 2 of orders"),
+        ("normalize", 0x3, SeverityNumber.INFO, "Normalized 120 rows of table orders"),
+        ("load", 0x4, SeverityNumber.WARN, "Retrying load after a connection reset"),
+        ("load", 0x4, SeverityNumber.ERROR, "Failed to load table orders: connection reset by peer"),
+    ]
+    records = [
+        make_record(body, timestamp=now + (i + 1) * NS // 2, trace_id=TRACE, span_id=span, severity=severity,
+                    attributes={"pipeline.id": "orders", "pipeline.run_id": "run-1", "pipeline.stage": stage,
+                                "dlt.resource": "orders"})
+        for i, (stage, span, severity, body) in enumerate(lines)
+    ]  # fmt: skip
+    records += [
+        make_record(f"customers page {i} fetched", timestamp=now + i * NS, severity=SeverityNumber.INFO,
+                    attributes={"pipeline.id": "customers", "pipeline.stage": "extract"})
+        for i in range(30)
+    ]  # fmt: skip
+    assert OTLPLogExporter(endpoint=f"{server.url}/v1/logs").export(records).name == "SUCCESS"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("ui") / "data")
+    _seed(live)
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # Chromium's own background traffic is refused on a closed network; it is not needed.
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], f"script errors in the page: {errors}"
+
+
+def _shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_filter_search_and_highlight(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/logs?pipeline_id=orders")
+    rows = page.locator("tr.log")
+    expect(rows).to_have_count(5)
+    page.select_option("select[name=level]", "WARN")
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(2)
+    expect(page.locator("tr.log .badge")).to_have_text(["ERROR", "WARN"])
+    page.fill("input[name=q]", "Connection Reset")
+    page.press("input[name=q]", "Enter")
+    expect(rows).to_have_count(2)
+    marks = page.locator("tr.log mark")
+    expect(marks).to_have_count(2)
+    for text in marks.all_inner_texts():
+        assert text.lower() == "connection reset"
+    assert "q=Connection+Reset" in page.url and "level=WARN" in page.url  # the filters live in the URL
+    _shot(page, "logs")
+
+
+def test_open_a_trace_from_a_log_line_and_back(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/logs?pipeline_id=orders&level=ERROR")
+    page.locator("tr.log a.trace-link").first.click()
+    expect(page).to_have_url(re.compile(rf"#/trace/{TRACE:032x}\?span=0000000000000004"))
+    spans = page.locator("li.span")
+    expect(spans).to_have_count(4)
+    expect(page.locator("li.span .span-name")).to_have_text(
+        ["pipeline orders", "extract", "normalize", "load"]
+    )
+    selected = page.locator("li.span.selected")
+    expect(selected).to_have_attribute("data-span-id", "0000000000000004")
+    expect(selected.locator(".span-logs li")).to_have_count(2)  # the span's own logs, inline
+    expect(page.locator("li.span .bar.status-ERROR")).to_have_count(1)
+    _shot(page, "trace")
+    # From a span's log back to the log view.
+    selected.locator("a.log-link").first.click()
+    expect(page).to_have_url(re.compile(r"#/logs\?q="))
+    expect(page.locator("tr.log")).not_to_have_count(0)
+
+
+def test_keyboard_navigation_and_readable_contrast(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/logs?pipeline_id=customers")
+    first = page.locator("tr.log").first
+    expect(first).to_be_visible()
+    first.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    focused = page.evaluate("[...document.querySelectorAll('tr.log')].indexOf(document.activeElement)")
+    assert focused == 2
+    page.keyboard.press("Enter")
+    expect(page.locator("tr.log").nth(2)).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("tr.details pre").first).to_contain_text('"pipeline.id": "customers"')
+    page.keyboard.press("Enter")
+    expect(page.locator("tr.details")).to_have_count(0)
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.name") == "q"
+    ratios = page.evaluate(
+        """() => {
+        const lum = (rgb) => {
+          const [r, g, b] = rgb.match(/\\d+/g).slice(0, 3).map((v) => {
+            const c = v / 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+          return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const out = {};
+        for (const level of ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL']) {
+          const badge = document.createElement('span');
+          badge.className = `badge level-${level}`;
+          badge.textContent = level;
+          document.body.append(badge);
+          const style = getComputedStyle(badge);
+          const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+          out[level] = (a + 0.05) / (b + 0.05);
+          badge.remove();
+        }
+        const cell = getComputedStyle(document.querySelector('td.body'));
+        const page = getComputedStyle(document.documentElement).backgroundColor;
+        const [a, b] = [lum(cell.color), lum(page)].sort((x, y) => y - x);
+        out.body = (a + 0.05) / (b + 0.05);
+        return out;
+      }"""
+    )
+    assert all(ratio >= 4.5 for ratio in ratios.values()), ratios  # WCAG AA for normal text
+
+
+def test_start_a_run_from_a_template_and_follow_it_live(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/pipelines")
+    page.fill("#pipeline-name", "browser orders")
+    page.select_option("#template", "dlt_code")
+    page.fill("textarea[name=code]", USER_CODE)
+    page.click("form.new-pipeline button[type=submit]")
+    expect(page).to_have_url(re.compile(r"#/run/[0-9a-f]+"))
+    status = page.locator("#run-status")
+    expect(status).to_have_text(re.compile("queued|running|succeeded"))
+    expect(status).to_have_text("succeeded", timeout=120_000)
+    expect(page.locator(".run-head")).to_contain_text("rows loaded: orders 40")
+    expect(page.locator("tr.log", has_text="slow page from the API")).to_have_count(1, timeout=20_000)
+    _shot(page, "run")
+    page.locator(".run-head a", has_text="trace").click()
+    expect(page.locator("li.span .span-name", has_text="extract")).to_have_count(1, timeout=20_000)
+    page.goto(f"{server.url}/#/pipelines")
+    row = page.locator("table.pipelines tr", has_text="browser orders")
+    expect(row.locator(".badge")).to_have_text(["succeeded"])
+    _shot(page, "pipelines")
+
+
+def test_stats_view(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/stats?since=all")
+    expect(page.locator("#total")).not_to_have_text("0")
+    expect(page.locator("svg.volume rect")).not_to_have_count(0)
+    assert float(page.locator("#error-rate").inner_text().rstrip("%")) > 0
+    expect(page.locator("ol.failing")).to_contain_text("orders")
+    expect(page.locator("table.ingest tbody tr")).to_have_count(2)  # logs and spans
+    expect(page.locator("table.ingest")).to_contain_text("closed")  # breaker state
+    _shot(page, "stats")
+
+
+def test_the_api_token_is_asked_once_per_session(tmp_path: Path, browser: Browser) -> None:
+    guarded = start_server(tmp_path / "guarded", env={"PIPETRACE_API_TOKEN": "ui-token-31"})
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{guarded.url}/#/stats?since=all")
+        dialog = page.locator("#token-dialog")
+        expect(dialog).to_be_visible()
+        page.fill("#token-input", "wrong")
+        page.press("#token-input", "Enter")
+        expect(dialog).to_be_visible()  # asked again
+        page.fill("#token-input", "ui-token-31")
+        page.press("#token-input", "Enter")
+        expect(page.locator("#total")).to_be_visible()
+        page.goto(f"{guarded.url}/#/logs")
+        page.reload()
+        expect(page.locator("table.logs")).to_be_visible()
+        expect(dialog).to_be_hidden()  # kept for the session
+    finally:
+        context.close()
+        guarded.stop()
+
+
+def test_the_page_stays_responsive_with_100k_records(tmp_path: Path, page: Page) -> None:
+    big = start_server(tmp_path / "big")
+    try:
+        exporter = OTLPLogExporter(endpoint=f"{big.url}/v1/logs", timeout=60)
+        for chunk in range(25):
+            records = make_records(4_000, start_ns=1_795_000_000 * NS + chunk * 4_000 * 10**6,
+                                   attributes={"pipeline.id": "bulk"})  # fmt: skip
+            assert exporter.export(records).name == "SUCCESS"
+        assert big.get("/api/logs/stats?pipeline_id=bulk").json()["total"] == 100_000
+        page.goto(f"{big.url}/#/logs?pipeline_id=bulk")
+        rows = page.locator("tr.log")
+        expect(rows).to_have_count(100)  # one page in the DOM, not 100,000 rows
+        page.locator(".sentinel").scroll_into_view_if_needed()
+        expect(rows).to_have_count(200)  # the next page, on the cursor, as the end comes into view
+        page.keyboard.press("End")
+        page.locator(".sentinel").scroll_into_view_if_needed()
+        expect(rows).to_have_count(300)
+        # Still answering input at once: a filter change replaces the table.
+        page.select_option("select[name=level]", "ERROR")
+        page.click("form.filters button[type=submit]")
+        expect(page.locator("p.empty")).to_be_visible()
+    finally:
+        big.stop()
+
+
+def test_no_request_of_the_ui_failed_on_the_server(server: LiveServer) -> None:
+    """Whatever the views asked for while the tests above ran, the service answered without a 5xx."""
+    assert not re.findall(r".* 5\d\d in .*", server.log_path.read_text())
