@@ -62,6 +62,13 @@ WHERE fresh.id NOT IN (
 )
 """
 
+# Each batch's traces and their time windows: rows the batch repeats (already stored) only widen a window
+# over logs that exist, so the window always covers every stored log of the trace.
+_INSERT_TRACE_WINDOWS = """
+INSERT INTO trace_windows
+SELECT hash(trace_id), min(timestamp), max(timestamp) FROM incoming WHERE trace_id IS NOT NULL GROUP BY ALL
+"""
+
 _INSERT_SPANS = """
 INSERT INTO spans BY NAME
 SELECT * FROM (
@@ -184,30 +191,50 @@ class TelemetryStore:
 
     def insert_logs(self, batch: LogRows) -> int:
         """Store log rows not stored before; return how many were new."""
-        return self._insert(_INSERT_LOGS, "timestamp", batch.columns, {"attributes": batch.attributes})
+        return self._insert(
+            (_INSERT_LOGS, _INSERT_TRACE_WINDOWS),
+            "timestamp",
+            batch.columns,
+            {"attributes": batch.attributes},
+        )
 
     def insert_spans(self, batch: pa.Table) -> int:
         """Store spans not stored before (by trace and span id); return how many were new."""
-        return self._insert(_INSERT_SPANS, "start_time", batch)
+        return self._insert((_INSERT_SPANS,), "start_time", batch)
 
     def _insert(
-        self, statement: str, time_column: str, batch: pa.Table, params: dict[str, str] | None = None
+        self,
+        statements: tuple[str, ...],
+        time_column: str,
+        batch: pa.Table,
+        params: dict[str, str] | None = None,
     ) -> int:
+        """Run ``statements`` over ``batch`` (registered as ``incoming``) in one transaction; return the
+        first one's count (the rows it stored)."""
         if batch.num_rows == 0:
             return 0
         times = batch.column(time_column).cast(pa.int64())
         window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
         with self.writer() as cur:
+            cur.execute("BEGIN TRANSACTION")
             try:
                 try:
-                    cur.register("incoming", batch)
-                    row = cur.execute(statement, window).fetchone()
-                finally:
-                    cur.unregister("incoming")
-            except duckdb.InvalidInputException as exc:
-                if "interpreter is shutting down" not in str(exc):
-                    raise
-                row = _insert_from_parquet(cur, statement, window, batch)
+                    try:
+                        cur.register("incoming", batch)
+                        row = _run_all(cur, statements, window)
+                    finally:
+                        cur.unregister("incoming")
+                except duckdb.InvalidInputException as exc:
+                    if "interpreter is shutting down" not in str(exc):
+                        raise
+                    cur.execute("ROLLBACK")
+                    cur.execute("BEGIN TRANSACTION")
+                    row = _insert_from_parquet(cur, statements, window, batch)
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                raise
             return int(row[0]) if row else 0
 
     def check_writable(self) -> str | None:
@@ -235,8 +262,21 @@ class TelemetryStore:
                 self._connection = None
 
 
+def _run_all(
+    cur: duckdb.DuckDBPyConnection, statements: tuple[str, ...], params: dict[str, int | str]
+) -> tuple[int] | None:
+    first = None
+    for number, statement in enumerate(statements):
+        # Each statement gets only the parameters it names: DuckDB refuses unused ones.
+        used = {key: value for key, value in params.items() if f"${key}" in statement}
+        row = cur.execute(statement, used).fetchone()
+        if number == 0:
+            first = (int(row[0]),) if row else None
+    return first
+
+
 def _insert_from_parquet(
-    cur: duckdb.DuckDBPyConnection, statement: str, window: dict[str, int | str], batch: pa.Table
+    cur: duckdb.DuckDBPyConnection, statements: tuple[str, ...], window: dict[str, int | str], batch: pa.Table
 ) -> tuple[int] | None:
     """Insert through a temporary Parquet file, which DuckDB reads without running Python code.
 
@@ -246,6 +286,5 @@ def _insert_from_parquet(
     with tempfile.TemporaryDirectory(prefix="pipetrace-") as folder:
         path = Path(folder) / "batch.parquet"
         pq.write_table(batch, path)
-        sql = statement.replace("FROM incoming", "FROM read_parquet($batch_file)")
-        row = cur.execute(sql, {**window, "batch_file": str(path)}).fetchone()
-    return (int(row[0]),) if row else None
+        sql = tuple(s.replace("FROM incoming", "FROM read_parquet($batch_file)") for s in statements)
+        return _run_all(cur, sql, {**window, "batch_file": str(path)})

@@ -67,6 +67,40 @@ class Redactor:
     def __init__(self, extra_patterns: Iterable[str] = (), allowed_keys: Iterable[str] = ()) -> None:
         self._extra = [re.compile(pattern) for pattern in extra_patterns]
         self._allowed = frozenset(allowed_keys)
+        # Attribute keys repeat from record to record: whether one names a secret is decided once.
+        self._secret_keys: dict[str, bool] = {}
+
+    def _is_secret_key(self, key: str) -> bool:
+        known = self._secret_keys.get(key)
+        if known is None:
+            known = key not in self._allowed and key not in _ALLOWED_KEYS and bool(_SECRET_KEY.search(key))
+            if len(self._secret_keys) < 10_000:
+                self._secret_keys[key] = known
+        return known
+
+    def is_clean(self, body: Any, attributes: Mapping[str, Any] | None) -> bool:
+        """True when nothing in a log record can need redacting: one regex search over all its text.
+
+        The common case (nothing to scrub) then costs that search, not one per value and per key.
+        """
+        texts = []
+        if isinstance(body, str):
+            texts.append(body)
+        elif body is not None and not isinstance(body, int | float | bool):
+            return False  # structured bodies take the thorough path
+        for key, value in (attributes or {}).items():
+            if self._is_secret_key(key):
+                return False
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, list | tuple):
+                if not all(isinstance(item, str | int | float | bool) for item in value):
+                    return False
+                texts.extend(item for item in value if isinstance(item, str))
+            elif not isinstance(value, int | float | bool | bytes):
+                return False
+        joined = "\x00".join(texts)
+        return not _ANY.search(joined) and not any(pattern.search(joined) for pattern in self._extra)
 
     def text(self, text: str) -> str:
         text = redact_text(text)
@@ -78,7 +112,7 @@ class Redactor:
         if key in self._allowed:
             return value
         if isinstance(value, str):
-            if key not in _ALLOWED_KEYS and _SECRET_KEY.search(key):
+            if self._is_secret_key(key):
                 return MASK
             return self.text(value)
         if isinstance(value, list | tuple):
@@ -143,6 +177,8 @@ class RedactionLogProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
+        if self.redactor.is_clean(record.body, record.attributes):
+            return
         if isinstance(record.body, str):
             record.body = self.redactor.text(record.body)
         elif isinstance(record.body, dict | list):

@@ -220,10 +220,20 @@ class LogQueries:
     def correlation(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
         """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""
         cur = self.store.cursor()
-        rows = cur.execute(
-            f"SELECT {_LOG_COLUMNS} FROM logs WHERE trace_id = ? ORDER BY timestamp, id LIMIT ?",
-            [trace_id, MAX_TRACE_LOGS + 1],
-        ).fetchall()
+        # The trace's time window first (a small table), then only the logs inside it.
+        window = cur.execute(
+            """SELECT epoch_ns(min(first_ts)), epoch_ns(max(last_ts)) FROM trace_windows
+               WHERE trace_key = hash(?::VARCHAR)""",
+            [trace_id],
+        ).fetchone()
+        rows = []
+        if window is not None and window[0] is not None:
+            rows = cur.execute(
+                f"""SELECT {_LOG_COLUMNS} FROM logs
+                    WHERE trace_id = ? AND timestamp BETWEEN make_timestamp_ns(?) AND make_timestamp_ns(?)
+                    ORDER BY timestamp, id LIMIT ?""",
+                [trace_id, window[0], window[1], MAX_TRACE_LOGS + 1],
+            ).fetchall()
         truncated = len(rows) > MAX_TRACE_LOGS
         spans = cur.execute(
             f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_time, span_id", [trace_id]
@@ -308,6 +318,10 @@ class LogQueries:
         with self.store.writer() as cur:
             logs_row = cur.execute(f"{verb} logs WHERE {log_where}", params).fetchone()
             spans_row = cur.execute(f"{verb} spans WHERE {span_where}", params).fetchone()
+            if not dry_run and pipeline_id is None:
+                # Windows wholly before the cut cover no log any more. With a pipeline filter, other
+                # pipelines' logs of the same traces may remain, so their windows stay.
+                cur.execute("DELETE FROM trace_windows WHERE last_ts < make_timestamp_ns(?)", [before_ns])
         return {
             "logs": int(logs_row[0]) if logs_row else 0,
             "spans": int(spans_row[0]) if spans_row else 0,

@@ -9,7 +9,7 @@ import pytest
 
 from exporters.records import log_table
 from exporters.schema import LATEST_VERSION, current_version
-from exporters.store import _INSERT_LOGS, TelemetryStore, _insert_from_parquet
+from exporters.store import _INSERT_LOGS, _INSERT_TRACE_WINDOWS, TelemetryStore, _insert_from_parquet
 from tests.helpers import make_records
 
 
@@ -101,14 +101,15 @@ def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path
     via_arrow.insert_logs(log_table(records))
     via_parquet = TelemetryStore(tmp_path / "p.duckdb")
     rows = log_table(records)
+    statements = (_INSERT_LOGS, _INSERT_TRACE_WINDOWS)
     params: dict[str, int | str] = {
         "lo": 1_700_000_000_000_000_000,
         "hi": 1_700_000_000_000_000_000 + 19_000_000,
         "attributes": rows.attributes,
     }
     with via_parquet.writer() as cur:
-        assert _insert_from_parquet(cur, _INSERT_LOGS, params, rows.columns) == (20,)
-        assert _insert_from_parquet(cur, _INSERT_LOGS, params, rows.columns) == (0,)  # deduplicated
+        assert _insert_from_parquet(cur, statements, params, rows.columns) == (20,)
+        assert _insert_from_parquet(cur, statements, params, rows.columns) == (0,)  # deduplicated
     query = "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id"
     assert via_parquet.cursor().execute(query).fetchall() == via_arrow.cursor().execute(query).fetchall()
     via_arrow.close()

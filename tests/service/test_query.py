@@ -102,3 +102,40 @@ def test_sparse_matches_over_a_long_time_widen_to_an_unbounded_query(tmp_path: P
     page = LogQueries(store).pipeline_logs(LogFilter(), 1000)
     assert [log["body"] for log in page.logs] == [f"age {age}" for age in ages]
     assert page.next_cursor is None
+
+
+def test_a_trace_is_found_whole_across_batches_days_and_cleanups(tmp_path: Path) -> None:
+    """Trace look-ups read only the trace's time window: every log of it must still be found."""
+    store = TelemetryStore(tmp_path / "traces.duckdb")
+    queries = LogQueries(store)
+    day = 24 * HOUR
+    trace = 0x7ACE
+    first = [make_record("starts", timestamp=NOW - 3 * day, trace_id=trace, attributes={"pipeline.id": "a"})]
+    later = [make_record("ends", timestamp=NOW, trace_id=trace, attributes={"pipeline.id": "b"})]
+    noise = [make_record(f"other {i}", timestamp=NOW - i * HOUR, trace_id=0xBEEF + i) for i in range(50)]
+    store.insert_logs(log_table(first + noise))
+    store.insert_logs(log_table(later))
+    store.insert_logs(log_table(first))  # sent again: stored once, the window unchanged
+    logs, _, _ = queries.correlation(f"{trace:032x}")
+    assert [log["body"] for log in logs] == ["starts", "ends"]
+    # Pipeline a's old logs go; b's log of the same trace stays findable.
+    queries.cleanup(NOW - day, pipeline_id="a")
+    assert [log["body"] for log in queries.correlation(f"{trace:032x}")[0]] == ["ends"]
+    # Everything before the cut goes, windows included; later logs are still found.
+    queries.cleanup(NOW - HOUR // 2)
+    assert [log["body"] for log in queries.correlation(f"{trace:032x}")[0]] == ["ends"]
+    assert queries.correlation(f"{0xBEEF + 10:032x}")[0] == []
+
+
+def test_a_store_from_before_trace_windows_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    store = TelemetryStore(path)
+    store.insert_logs(log_table([make_record("old line", timestamp=NOW, trace_id=0x01D)]))
+    with store.writer() as cur:  # back to schema version 2, as an older pipetrace left it
+        cur.execute("DROP TABLE trace_windows")
+        cur.execute("DELETE FROM schema_version WHERE version = 3")
+    store.close()
+    reopened = TelemetryStore(path)
+    assert reopened.schema_version == 3
+    logs, _, _ = LogQueries(reopened).correlation(f"{0x01D:032x}")
+    assert [log["body"] for log in logs] == ["old line"]
