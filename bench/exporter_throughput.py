@@ -7,8 +7,10 @@ Measures, in one run on one machine:
     exporter adds per record.
   * duckdb export: our exporter's export() alone on pre-built batches of 512 records.
   * row-by-row: an exporter that writes the same rows with executemany, one row per statement.
+  * control: an exporter that spends the DuckDB exporter's own DuckDB CPU without touching a record,
+    which shows what off-GIL work of that size costs the emitting thread on this machine.
 
-Run:  .venv/bin/python -m bench.exporter_throughput [--records 50000] [--row-by-row-records 2000]
+Run:  .venv/bin/python -m bench.exporter_throughput --records 200000 --row-by-row-records 2000 --runs 15
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
@@ -81,6 +84,33 @@ class RowByRowExporter(NullExporter):
         cur = self.store.cursor()
         cur.executemany(f"INSERT INTO logs (id, {', '.join(names)}) VALUES (?, {placeholders})", rows)
         return LogRecordExportResult.SUCCESS
+
+
+class BurnExporter(NullExporter):
+    """A control: per batch, as much CPU inside DuckDB (off the GIL) as our exporter's export() takes,
+    touching no record. What it adds to the emitting thread is what any off-GIL work of that size adds
+    on this machine, Python aside."""
+
+    def __init__(self, rows_per_record: int) -> None:
+        self.rows_per_record = rows_per_record
+        self.connection = duckdb.connect()
+        self.connection.execute("SET threads = 1")
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        rows = self.rows_per_record * len(batch)
+        self.connection.execute(f"SELECT sum(hash(i)) FROM range({rows}) AS t(i)").fetchall()
+        return LogRecordExportResult.SUCCESS
+
+
+def burn_rows_per_record(us_per_record: float) -> int:
+    """How many rows of the control's query cost ``us_per_record`` of CPU."""
+    connection = duckdb.connect()
+    connection.execute("SET threads = 1")
+    rows = 5_000_000
+    started = time.process_time()
+    connection.execute(f"SELECT sum(hash(i)) FROM range({rows}) AS t(i)").fetchall()
+    us_per_row = (time.process_time() - started) * 1e6 / rows
+    return max(1, round(us_per_record / us_per_row))
 
 
 def emit_through_sdk(exporter: LogRecordExporter, count: int, batch: int = BATCH) -> tuple[float, float]:
@@ -177,8 +207,8 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         type=int,
-        default=5,
-        help="rounds; emit paths report medians, export-only paths the best run",
+        default=15,
+        help="rounds; emit paths report medians, export-only paths the best run (fewer are noisy here)",
     )
     parser.add_argument(
         "--batch-size",
@@ -197,20 +227,24 @@ def main() -> None:
             store = TelemetryStore(Path(tmp) / f"bench-{next(numbers)}.duckdb")
             return DuckDBLogRecordExporter(store=store, fallback_directory=Path(tmp) / "spool")
 
+        batches = make_batches(n, batch)
+        conversion = best_of(runs, lambda: time_conversion(batches))
+        export_alone = best_of(runs, lambda: time_export(duckdb_exporter, batches))
+        # The control burns, in DuckDB, the CPU the exporter's own DuckDB work takes (export minus the
+        # Python conversion).
+        burn_rows = burn_rows_per_record((export_alone - conversion) / n * 1e6)
         emits = interleaved_emits(
             runs,
             {
                 "null": (NullExporter, batch),
                 "duckdb": (duckdb_exporter, batch),
                 "default": (duckdb_exporter, BATCH),
+                "burn": (lambda: BurnExporter(burn_rows), batch),
             },
             n,
         )
         (null_loop, null_total), (duck_loop, duck_total) = emits["null"], emits["duckdb"]
-        default_loop = emits["default"][0]
-        batches = make_batches(n, batch)
-        conversion = best_of(runs, lambda: time_conversion(batches))
-        export_alone = best_of(runs, lambda: time_export(duckdb_exporter, batches))
+        default_loop, burn_loop = emits["default"][0], emits["burn"][0]
         small = make_batches(args.row_by_row_records)
         row_by_row = time_export(lambda: RowByRowExporter(TelemetryStore(Path(tmp) / "rows.duckdb")), small)
 
@@ -238,6 +272,7 @@ def main() -> None:
             * us["duckdb_conversion_alone"]
             / us["sdk_emit_null_exporter"],
             "until_flushed_overhead_percent": 100 * (duck_total - null_total) / null_total,
+            "control_same_duckdb_cpu_no_records_percent": 100 * (burn_loop - null_loop) / null_loop,
         },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +300,8 @@ def main() -> None:
     gil_share = ratios["gil_held_conversion_vs_sdk_emit_percent"]
     print(f"  GIL-held conversion alone: {gil_share:.1f}% of the emit cost")
     print(f"Until the final flush has stored everything: {ratios['until_flushed_overhead_percent']:+.1f}%")
+    control = ratios["control_same_duckdb_cpu_no_records_percent"]
+    print(f"Control, the same CPU spent in DuckDB without any record: {control:+.1f}%")
     print(f"\nwritten to {RESULTS}")
 
 
