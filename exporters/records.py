@@ -134,6 +134,8 @@ _SEVERITY_VALUE: dict[SeverityNumber | None, int | None] = {s: s.value for s in 
 _SEVERITY_VALUE[None] = None
 
 _log_record = attrgetter("log_record")
+_resource = attrgetter("resource")
+_scope = attrgetter("instrumentation_scope")
 
 
 def _column(records: list[Any], name: str) -> list[Any]:
@@ -183,9 +185,8 @@ class LogRows:
 
 
 def _same_for_all(batch: Sequence[ReadableLogRecord]) -> bool:
-    first = batch[0]
-    resource, scope = first.resource, first.instrumentation_scope
-    return all(r.resource is resource and r.instrumentation_scope is scope for r in batch)
+    """Whether every record shares one resource and one scope (the usual case), checked by identity."""
+    return len(set(map(id, map(_resource, batch)))) == 1 and len(set(map(id, map(_scope, batch)))) == 1
 
 
 def log_table(batch: Sequence[ReadableLogRecord]) -> LogRows:

@@ -216,25 +216,14 @@ class TelemetryStore:
         times = batch.column(time_column).cast(pa.int64())
         window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
         with self.writer() as cur:
-            cur.execute("BEGIN TRANSACTION")
             try:
-                try:
-                    try:
-                        cur.register("incoming", batch)
-                        row = _run_all(cur, statements, window)
-                    finally:
-                        cur.unregister("incoming")
-                except duckdb.InvalidInputException as exc:
-                    if "interpreter is shutting down" not in str(exc):
-                        raise
-                    cur.execute("ROLLBACK")
-                    cur.execute("BEGIN TRANSACTION")
+                with _transaction(cur):
+                    row = _run_registered(cur, statements, window, batch)
+            except duckdb.InvalidInputException as exc:
+                if "interpreter is shutting down" not in str(exc):
+                    raise
+                with _transaction(cur):
                     row = _insert_from_parquet(cur, statements, window, batch)
-                cur.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
-                raise
             return int(row[0]) if row else 0
 
     def check_writable(self) -> str | None:
@@ -260,6 +249,30 @@ class TelemetryStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+@contextmanager
+def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit what the block did, or roll all of it back."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+
+
+def _run_registered(
+    cur: duckdb.DuckDBPyConnection, statements: tuple[str, ...], params: dict[str, int | str], batch: pa.Table
+) -> tuple[int] | None:
+    """Run ``statements`` with ``batch`` visible to them as ``incoming``."""
+    cur.register("incoming", batch)
+    try:
+        return _run_all(cur, statements, params)
+    finally:
+        cur.unregister("incoming")
 
 
 def _run_all(

@@ -30,9 +30,9 @@ class ServiceState:
     queries: LogQueries
     repository: PipelineRepository
     runs: RunManager
-    forwarders: list[Any] = field(default_factory=list)
     # OTLP requests being stored now; full means the store is the bottleneck and clients should wait.
-    ingest_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(4))
+    ingest_slots: threading.BoundedSemaphore
+    forwarders: list[Any] = field(default_factory=list)
 
     def ingest_counters(self) -> dict[str, Any]:
         """Each exporter's record counters, breaker state and spool size; forwarders by name."""

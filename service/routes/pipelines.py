@@ -59,11 +59,16 @@ def list_pipelines() -> Response:
     return jsonify({"pipelines": [p.as_json() for p in state().repository.all()]})
 
 
-def _pipeline(pipeline_id: str) -> Any:
-    found = state().repository.get(parse_identifier("pipeline_id", pipeline_id))
+def _or_404(found: Any, parameter: str, value: str) -> Any:
     if found is None:
-        raise ApiError(404, "not_found", f"no pipeline {pipeline_id}", "pipeline_id")
+        raise ApiError(404, "not_found", f"no {parameter.removesuffix('_id')} {value}", parameter)
     return found
+
+
+def _pipeline(pipeline_id: str) -> Any:
+    return _or_404(
+        state().repository.get(parse_identifier("pipeline_id", pipeline_id)), "pipeline_id", pipeline_id
+    )
 
 
 @blueprint.get("/pipelines/<pipeline_id>")
@@ -86,10 +91,10 @@ def list_runs(pipeline_id: str) -> Response:
 
 
 def _run(run_id: str) -> dict[str, Any]:
-    found = state().repository.run(parse_identifier("run_id", run_id))
-    if found is None:
-        raise ApiError(404, "not_found", f"no run {run_id}", "run_id")
-    return found
+    run: dict[str, Any] = _or_404(
+        state().repository.run(parse_identifier("run_id", run_id)), "run_id", run_id
+    )
+    return run
 
 
 @blueprint.get("/runs/<run_id>")
