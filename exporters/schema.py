@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from exporters.search_index import grams_sql
+
 _logger = logging.getLogger(__name__)
 
 
@@ -129,6 +131,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "trigram index of each hour's text, for search",
+        (
+            # See exporters.search_index: the distinct three-letter sequences of each hour.
+            "CREATE TABLE search_grams (block BIGINT NOT NULL, gram VARCHAR NOT NULL)",
+            f"INSERT INTO search_grams {grams_sql('logs')}",
+        ),
+    ),
+    Migration(
+        5,
+        "promoted attributes kept only in their columns",
+        # See exporters.store: bit i set means promoted key i was taken out of ``attributes``. Rows
+        # stored before keep their attributes whole (0).
+        ("ALTER TABLE logs ADD COLUMN promoted_keys UTINYINT DEFAULT 0",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -143,15 +161,15 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply every migration newer than the database; return the version it ends at."""
+def migrate(con: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> int:
+    """Apply every migration newer than the database, up to ``target``; return the version it ends at."""
     version = current_version(con)
     if version > LATEST_VERSION:
         raise RuntimeError(
             f"database schema version {version} is newer than this pipetrace ({LATEST_VERSION}); upgrade it"
         )
     for migration in MIGRATIONS:
-        if migration.version <= version:
+        if migration.version <= version or migration.version > target:
             continue
         con.execute("BEGIN TRANSACTION")
         try:

@@ -7,13 +7,14 @@ from the owner; writes are serialised by a lock because deduplication reads befo
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from exporters.records import PIPELINE_ID, RUN_ID, STAGE, LogRows
 from exporters.schema import migrate
+from exporters.search_index import BLOCK_NS, SearchIndex, grams_sql
 
 _logger = logging.getLogger(__name__)
 
@@ -38,25 +40,56 @@ with contextlib.suppress(ImportError):
 LOG_ID = """hash(timestamp, observed_timestamp, trace_id, span_id, severity_number, severity_text, body,
     event_name, attributes, resource_attributes, scope_name, scope_version)"""
 
-# Pipeline context is promoted from the record's attributes, else from its resource.
+# Pipeline context is promoted from the record's attributes, else from its resource: ``own`` and
+# ``inherited`` hold the keys' values in each, ``kinds`` their JSON types in the attributes, each read
+# with one parse of the JSON for all three keys.
+PROMOTED_KEYS = ((PIPELINE_ID, "pipeline_id"), (RUN_ID, "run_id"), (STAGE, "stage"))
+_PATHS = "[" + ", ".join(f"""'$."{key}"'""" for key, _ in PROMOTED_KEYS) + "]"
 _PROMOTED = ", ".join(
-    f"""coalesce(json_extract_string(attributes, '$."{key}"'),
-                 json_extract_string(resource_attributes, '$."{key}"')) AS {column}"""
-    for key, column in ((PIPELINE_ID, "pipeline_id"), (RUN_ID, "run_id"), (STAGE, "stage"))
+    f"coalesce(own[{i}], inherited[{i}]) AS {column}" for i, (_, column) in enumerate(PROMOTED_KEYS, 1)
+)
+# A promoted attribute that is a string is stored once, in its column, not again in ``attributes``:
+# they repeat on every record of a run and were a quarter of the store's bytes. Bit i of
+# ``promoted_keys`` says key i of PROMOTED_KEYS was such an attribute; readers put it back.
+_PROMOTED_BITS = " + ".join(
+    f"CASE WHEN kinds[{bit + 1}] = 'VARCHAR' THEN {1 << bit} ELSE 0 END" for bit in range(len(PROMOTED_KEYS))
+)
+_WITHOUT_PROMOTED = (
+    "CASE promoted_keys "
+    + " ".join(
+        f"WHEN {mask} THEN json_merge_patch(attributes, "
+        f"""'{json.dumps({key: None for bit, (key, _) in enumerate(PROMOTED_KEYS) if mask >> bit & 1})}')"""
+        for mask in range(1, 1 << len(PROMOTED_KEYS))
+    )
+    + " ELSE attributes END::VARCHAR"
+)
+# The values of the attributes kept in columns, for search, which looks in every attribute value.
+PROMOTED_ATTRIBUTE_VALUES = "concat_ws(chr(31), {})".format(
+    ", ".join(
+        f"CASE WHEN promoted_keys & {1 << bit} <> 0 THEN {column} END"
+        for bit, (_, column) in enumerate(PROMOTED_KEYS)
+    )
 )
 # Insert only rows whose id is not stored yet. The id covers the timestamp, so only stored rows inside
 # the batch's own time window can collide: the window lets DuckDB skip every other row group.
 # The attributes arrive as one JSON array beside the rows (see ``exporters.records.LogRows``); it is
 # split here, element i to row i.
+_INCOMING_ROWS = """(
+    SELECT * EXCLUDE ("row") FROM incoming JOIN (
+        SELECT unnest(range(len(list)))::INTEGER AS "row", unnest(list)::VARCHAR AS attributes
+        FROM (SELECT json_extract($attributes, '$[*]') AS list)
+    ) USING ("row")
+)"""
 _INSERT_LOGS = f"""
 INSERT INTO logs BY NAME
-WITH attributes AS (
-    SELECT unnest(range(len(list)))::INTEGER AS "row", unnest(list)::VARCHAR AS attributes
-    FROM (SELECT json_extract($attributes, '$[*]') AS list)
-), rows AS (
-    SELECT * EXCLUDE ("row") FROM incoming JOIN attributes USING ("row")
-)
-SELECT DISTINCT ON (id) * FROM (SELECT {LOG_ID} AS id, {_PROMOTED}, * FROM rows) AS fresh
+SELECT DISTINCT ON (id) * EXCLUDE (own, inherited, kinds) REPLACE ({_WITHOUT_PROMOTED} AS attributes) FROM (
+    SELECT *, {_PROMOTED}, ({_PROMOTED_BITS})::UTINYINT AS promoted_keys FROM (
+        SELECT {LOG_ID} AS id, json_extract_string(attributes, {_PATHS}) AS own,
+               json_extract_string(resource_attributes, {_PATHS}) AS inherited,
+               json_type(attributes, {_PATHS}) AS kinds, *
+        FROM {_INCOMING_ROWS}
+    )
+) AS fresh
 WHERE fresh.id NOT IN (
     SELECT id FROM logs WHERE timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
 )
@@ -68,6 +101,21 @@ _INSERT_TRACE_WINDOWS = """
 INSERT INTO trace_windows
 SELECT hash(trace_id), min(timestamp), max(timestamp) FROM incoming WHERE trace_id IS NOT NULL GROUP BY ALL
 """
+
+# The batch's (hour, gram) pairs the search index lacks; the new ones come back to update its copy in
+# memory. Rows the batch repeats only add grams of text that is stored, never a wrong one.
+_INSERT_GRAMS = f"""
+INSERT INTO search_grams
+SELECT block, gram FROM ({grams_sql(_INCOMING_ROWS)}) AS fresh
+WHERE NOT EXISTS (
+    SELECT 1 FROM search_grams AS stored
+    WHERE stored.block BETWEEN $lo // {BLOCK_NS} AND $hi // {BLOCK_NS}
+      AND stored.block = fresh.block AND stored.gram = fresh.gram
+)
+RETURNING block, gram
+"""
+
+_LOG_STATEMENTS = (_INSERT_LOGS, _INSERT_TRACE_WINDOWS, _INSERT_GRAMS)
 
 _INSERT_SPANS = """
 INSERT INTO spans BY NAME
@@ -110,6 +158,8 @@ class TelemetryStore:
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._users = 1
+        self._search_index = SearchIndex()
+        self._newest_log_ns: int | None = None
         self.schema_version = 0
         self.last_error: str | None = None
         try:
@@ -191,16 +241,53 @@ class TelemetryStore:
 
     def insert_logs(self, batch: LogRows) -> int:
         """Store log rows not stored before; return how many were new."""
-        return self._insert(
-            (_INSERT_LOGS, _INSERT_TRACE_WINDOWS),
+        stored, _, grams = self._insert(
+            _LOG_STATEMENTS,
             "timestamp",
             batch.columns,
             {"attributes": batch.attributes},
         )
+        # After the commit: a search running meanwhile sees the batch as if it had asked a moment
+        # earlier. A concurrent load() reads the committed pairs too; adding them twice is harmless.
+        self._search_index.add(grams)
+        if self._newest_log_ns is not None and batch.columns.num_rows:
+            newest = pc.max(batch.columns.column("timestamp").cast(pa.int64())).as_py()
+            self._newest_log_ns = max(self._newest_log_ns, newest)
+        return int(stored[0][0]) if stored else 0
 
     def insert_spans(self, batch: pa.Table) -> int:
         """Store spans not stored before (by trace and span id); return how many were new."""
-        return self._insert((_INSERT_SPANS,), "start_time", batch)
+        (stored,) = self._insert((_INSERT_SPANS,), "start_time", batch)
+        return int(stored[0][0]) if stored else 0
+
+    def search_index(self) -> SearchIndex:
+        """The search index, read from the table on first use."""
+        if not self._search_index.loaded:
+            with self._write_lock:
+                if not self._search_index.loaded:
+                    cur = self._open().cursor()
+                    try:
+                        self._search_index.load(cur)
+                    finally:
+                        cur.close()
+        return self._search_index
+
+    def newest_log_ns(self) -> int | None:
+        """The newest log timestamp stored, read once, then kept up by inserts (deletes leave it).
+
+        Only a starting point for newest-first windows, which have no upper bound: a value a moment
+        stale (an insert racing the first read) makes a window less apt, never an answer wrong.
+        """
+        if self._newest_log_ns is None:
+            row = self.cursor().execute("SELECT epoch_ns(max(timestamp)) FROM logs").fetchone()
+            if row is None or row[0] is None:
+                return None
+            self._newest_log_ns = int(row[0])
+        return self._newest_log_ns
+
+    def search_index_changed(self) -> None:
+        """Rows of ``search_grams`` were deleted: drop the copy in memory, reloaded on next use."""
+        self._search_index.invalidate()
 
     def _insert(
         self,
@@ -208,23 +295,22 @@ class TelemetryStore:
         time_column: str,
         batch: pa.Table,
         params: dict[str, str] | None = None,
-    ) -> int:
-        """Run ``statements`` over ``batch`` (registered as ``incoming``) in one transaction; return the
-        first one's count (the rows it stored)."""
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run ``statements`` over ``batch`` (registered as ``incoming``) in one transaction; return
+        each one's rows (an INSERT's is its count, or what it RETURNs)."""
         if batch.num_rows == 0:
-            return 0
+            return [[] for _ in statements]
         times = batch.column(time_column).cast(pa.int64())
         window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
         with self.writer() as cur:
             try:
                 with _transaction(cur):
-                    row = _run_registered(cur, statements, window, batch)
+                    return _run_registered(cur, statements, window, batch)
             except duckdb.InvalidInputException as exc:
                 if "interpreter is shutting down" not in str(exc):
                     raise
                 with _transaction(cur):
-                    row = _insert_from_parquet(cur, statements, window, batch)
-            return int(row[0]) if row else 0
+                    return _insert_from_parquet(cur, statements, window, batch)
 
     def check_writable(self) -> str | None:
         """None when a write goes through; otherwise what went wrong. The write is rolled back."""
@@ -266,7 +352,7 @@ def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def _run_registered(
     cur: duckdb.DuckDBPyConnection, statements: tuple[str, ...], params: dict[str, int | str], batch: pa.Table
-) -> tuple[int] | None:
+) -> list[list[tuple[Any, ...]]]:
     """Run ``statements`` with ``batch`` visible to them as ``incoming``."""
     cur.register("incoming", batch)
     try:
@@ -277,20 +363,18 @@ def _run_registered(
 
 def _run_all(
     cur: duckdb.DuckDBPyConnection, statements: tuple[str, ...], params: dict[str, int | str]
-) -> tuple[int] | None:
-    first = None
-    for number, statement in enumerate(statements):
+) -> list[list[tuple[Any, ...]]]:
+    results = []
+    for statement in statements:
         # Each statement gets only the parameters it names: DuckDB refuses unused ones.
         used = {key: value for key, value in params.items() if f"${key}" in statement}
-        row = cur.execute(statement, used).fetchone()
-        if number == 0:
-            first = (int(row[0]),) if row else None
-    return first
+        results.append(cur.execute(statement, used).fetchall())
+    return results
 
 
 def _insert_from_parquet(
     cur: duckdb.DuckDBPyConnection, statements: tuple[str, ...], window: dict[str, int | str], batch: pa.Table
-) -> tuple[int] | None:
+) -> list[list[tuple[Any, ...]]]:
     """Insert through a temporary Parquet file, which DuckDB reads without running Python code.
 
     DuckDB refuses to scan a Python-held Arrow table once the interpreter has begun to exit, and that

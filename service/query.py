@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
-from exporters.store import TelemetryStore
+from exporters.search_index import BLOCK_NS, needle_grams
+from exporters.store import PROMOTED_ATTRIBUTE_VALUES, PROMOTED_KEYS, TelemetryStore
 from service.params import LEVELS, NS, Cursor, format_time, level_name
 
 _LOG_COLUMNS = """
     id, epoch_ns(timestamp) AS ts, epoch_ns(observed_timestamp) AS observed, severity_text, severity_number,
     body, scope_name, scope_version, trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage,
-    attributes, resource_attributes
+    attributes, resource_attributes, promoted_keys
 """
+# What a page is ordered and cut by, in the same places as in _LOG_COLUMNS.
+_KEY_COLUMNS = "id, epoch_ns(timestamp) AS ts"
 _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
     status_code, status_message, attributes, service_name, pipeline_id, run_id, stage, events, links,
@@ -80,7 +83,14 @@ def _json(text: str | None) -> Any:
 
 def log_record(row: Sequence[Any]) -> dict[str, Any]:
     (record_id, ts, observed, severity_text, severity_number, body, scope_name, scope_version, trace_id,
-     span_id, event_name, service_name, pipeline_id, run_id, stage, attributes, resource) = row  # fmt: skip
+     span_id, event_name, service_name, pipeline_id, run_id, stage, attributes, resource,
+     promoted_keys) = row  # fmt: skip
+    attributes_out = _json(attributes)
+    if promoted_keys:  # string attributes kept only in their columns (exporters.store) go back
+        values = (pipeline_id, run_id, stage)
+        for bit, (key, _) in enumerate(PROMOTED_KEYS):
+            if promoted_keys >> bit & 1:
+                attributes_out[key] = values[bit]
     return {
         "id": format(record_id, "016x"),
         "timestamp": format_time(ts),
@@ -96,7 +106,7 @@ def log_record(row: Sequence[Any]) -> dict[str, Any]:
         "pipeline_id": pipeline_id,
         "run_id": run_id,
         "stage": stage,
-        "attributes": _json(attributes),
+        "attributes": attributes_out,
         "resource": _json(resource),
     }
 
@@ -142,12 +152,43 @@ class LogQueries:
         limit: int,
         cursor: Cursor | None,
         filters: LogFilter,
+        *,
+        keys_first: bool,
     ) -> Page:
         """The newest ``limit`` matching records, after ``cursor`` when given.
 
+        With ``keys_first``, two steps: the page's keys (id and timestamp, two narrow columns) are
+        found first, then its rows are read in full from the oldest key's timestamp on. Reading a wide
+        row costs far more than testing a column filter (DuckDB decompresses whole vectors of every
+        column), so only the page's own time range pays for it. Search does not take that path: its
+        test (text in the body or the attributes) costs more than the reading it would save.
+        """
+        clauses, params = _after_cursor(clauses, params, cursor)
+        columns = _KEY_COLUMNS if keys_first else _LOG_COLUMNS
+        rows = self._newest(columns, clauses, params, limit, cursor, filters)
+        if keys_first and rows:
+            since_oldest = [*clauses, "timestamp >= make_timestamp_ns(?)"]
+            rows = self._select(_LOG_COLUMNS, since_oldest, [*params, rows[-1][1]], limit)
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = Cursor(rows[-1][1], rows[-1][0]).encode()
+        return Page([log_record(row) for row in rows], next_cursor)
+
+    def _newest(
+        self,
+        columns: str,
+        clauses: list[str],
+        params: list[Any],
+        limit: int,
+        cursor: Cursor | None,
+        filters: LogFilter,
+    ) -> list[tuple[Any, ...]]:
+        """``columns`` of the newest ``limit`` + 1 matches.
+
         Newest first over the whole store would read every row group that has a match. Records
         arrive in time order, so row groups hold narrow time ranges and DuckDB skips those outside a
-        ``timestamp >=`` bound: the page is first looked for in the hour before its upper end
+        ``timestamp >=`` bound: matches are first looked for in the hour before the page's upper end
         (``until``, the cursor, or the newest record), then in windows widened by how many matches
         the previous one held, then everywhere. When a window holds more than ``limit`` matches they are
         the newest, so the answer is the same as one unbounded query; when it does not, the next
@@ -155,55 +196,51 @@ class LogQueries:
         """
         bounds = [filters.until_ns, cursor.timestamp_ns if cursor is not None else None]
         known = [value for value in bounds if value is not None]
-        upper = min(known) if known else self._newest_ns()
+        upper = min(known) if known else self.store.newest_log_ns()
         if upper is None:
-            return Page([], None)
+            return []
         width = _FIRST_WINDOW_NS
         for _ in range(_MAX_WINDOWS):
             lower = upper - width
             if lower <= 0 or (filters.since_ns is not None and lower <= filters.since_ns):
                 break  # the window already reaches back to the start: ask once, unbounded
-            page = self._page_in(
-                [*clauses, "timestamp >= make_timestamp_ns(?)"], [*params, lower], limit, cursor
-            )
-            if page.next_cursor is not None:
-                return page
-            if not page.logs:
+            in_window = [*clauses, "timestamp >= make_timestamp_ns(?)"]
+            found = self._select(columns, in_window, [*params, lower], limit)
+            if len(found) > limit:
+                return found
+            if not found:
                 break  # matches are sparse: one query over everything beats widening step by step
             # Widen to where the matches seen so far say a full page should be, with room to spare.
-            width = min(width * max(4, 2 * (limit + 1) // len(page.logs)), upper)
-        return self._page_in(clauses, params, limit, cursor)
+            width = min(width * max(4, 2 * (limit + 1) // len(found)), upper)
+        return self._select(columns, clauses, params, limit)
 
-    def _newest_ns(self) -> int | None:
-        row = self.store.cursor().execute("SELECT epoch_ns(max(timestamp)) FROM logs").fetchone()
-        return int(row[0]) if row and row[0] is not None else None
-
-    def _page_in(self, clauses: list[str], params: list[Any], limit: int, cursor: Cursor | None) -> Page:
-        if cursor is not None:
-            # Keyset paging on (timestamp, id), newest first: rows arriving meanwhile never shift a page.
-            clauses = [
-                *clauses,
-                "timestamp <= make_timestamp_ns(?)",
-                "(timestamp < make_timestamp_ns(?) OR id < ?)",
-            ]
-            params = [*params, cursor.timestamp_ns, cursor.timestamp_ns, cursor.record_id]
+    def _select(
+        self, columns: str, clauses: list[str], params: list[Any], limit: int
+    ) -> list[tuple[Any, ...]]:
+        """The newest ``limit`` + 1 matching rows (one more tells whether a next page exists)."""
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_LOG_COLUMNS} FROM logs {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
-        rows = self.store.cursor().execute(sql, [*params, limit + 1]).fetchall()
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = Cursor(rows[-1][1], rows[-1][0]).encode()
-        return Page([log_record(row) for row in rows], next_cursor)
+        sql = f"SELECT {columns} FROM logs {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+        return self.store.cursor().execute(sql, [*params, limit + 1]).fetchall()
 
     def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         clauses, params = filters.where()
-        return self._page(clauses, params, limit, cursor, filters)
+        return self._page(clauses, params, limit, cursor, filters, keys_first=True)
 
     def search(self, text: str, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
-        clauses, params = filters.where()
         needle = text.lower()
+        grams = needle_grams(needle)
+        if grams:
+            # Only the hours whose text has every gram of the needle can hold a match.
+            span = self.store.search_index().span(grams)
+            if span is None:
+                return Page([], None)
+            since = span.start_ns if filters.since_ns is None else max(filters.since_ns, span.start_ns)
+            until = span.end_ns if filters.until_ns is None else min(filters.until_ns, span.end_ns)
+            if since >= until:
+                return Page([], None)
+            filters = replace(filters, since_ns=since, until_ns=until)
+        clauses, params = filters.where()
         attribute_match = (
             "contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), ?)"
         )
@@ -213,9 +250,10 @@ class LogQueries:
             attribute_params = [needle, needle]
         else:
             attribute_params = [needle]
-        clauses.append(f"(contains(lower(body), ?) OR {attribute_match})")
-        params.extend([needle, *attribute_params])
-        return self._page(clauses, params, limit, cursor, filters)
+        promoted_match = f"contains(lower({PROMOTED_ATTRIBUTE_VALUES}), ?)"
+        clauses.append(f"(contains(lower(body), ?) OR {promoted_match} OR {attribute_match})")
+        params.extend([needle, needle, *attribute_params])
+        return self._page(clauses, params, limit, cursor, filters, keys_first=False)
 
     def correlation(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
         """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""
@@ -322,6 +360,9 @@ class LogQueries:
                 # Windows wholly before the cut cover no log any more. With a pipeline filter, other
                 # pipelines' logs of the same traces may remain, so their windows stay.
                 cur.execute("DELETE FROM trace_windows WHERE last_ts < make_timestamp_ns(?)", [before_ns])
+                # Hours wholly before the cut hold no text any more.
+                cur.execute("DELETE FROM search_grams WHERE block < ?", [before_ns // BLOCK_NS])
+                self.store.search_index_changed()
         return {
             "logs": int(logs_row[0]) if logs_row else 0,
             "spans": int(spans_row[0]) if spans_row else 0,
@@ -329,6 +370,18 @@ class LogQueries:
 
     def retention_cutoff(self, days: float, now_ns: int | None = None) -> int:
         return (time.time_ns() if now_ns is None else now_ns) - int(days * 86400 * NS)
+
+
+def _after_cursor(
+    clauses: list[str], params: list[Any], cursor: Cursor | None
+) -> tuple[list[str], list[Any]]:
+    """Keyset paging on (timestamp, id), newest first: rows arriving meanwhile never shift a page."""
+    if cursor is None:
+        return clauses, params
+    return (
+        [*clauses, "timestamp <= make_timestamp_ns(?)", "(timestamp < make_timestamp_ns(?) OR id < ?)"],
+        [*params, cursor.timestamp_ns, cursor.timestamp_ns, cursor.record_id],
+    )
 
 
 def _survives_json_escaping(text: str) -> bool:

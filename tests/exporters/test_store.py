@@ -9,7 +9,7 @@ import pytest
 
 from exporters.records import log_table
 from exporters.schema import LATEST_VERSION, current_version
-from exporters.store import _INSERT_LOGS, _INSERT_TRACE_WINDOWS, TelemetryStore, _insert_from_parquet
+from exporters.store import _LOG_STATEMENTS, TelemetryStore, _insert_from_parquet
 from tests.helpers import make_records
 
 
@@ -101,17 +101,23 @@ def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path
     via_arrow.insert_logs(log_table(records))
     via_parquet = TelemetryStore(tmp_path / "p.duckdb")
     rows = log_table(records)
-    statements = (_INSERT_LOGS, _INSERT_TRACE_WINDOWS)
+    statements = _LOG_STATEMENTS
     params: dict[str, int | str] = {
         "lo": 1_700_000_000_000_000_000,
         "hi": 1_700_000_000_000_000_000 + 19_000_000,
         "attributes": rows.attributes,
     }
     with via_parquet.writer() as cur:
-        assert _insert_from_parquet(cur, statements, params, rows.columns) == (20,)
-        assert _insert_from_parquet(cur, statements, params, rows.columns) == (0,)  # deduplicated
-    query = "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id"
-    assert via_parquet.cursor().execute(query).fetchall() == via_arrow.cursor().execute(query).fetchall()
+        stored, _, grams = _insert_from_parquet(cur, statements, params, rows.columns)
+        assert stored == [(20,)]
+        assert {gram for _, gram in grams} == {"rec", "eco", "cor", "ord"}  # of "record i", all new
+        stored, _, grams = _insert_from_parquet(cur, statements, params, rows.columns)
+        assert (stored, grams) == ([(0,)], [])  # deduplicated, nothing new to index
+    for query in (
+        "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id",
+        "SELECT block, gram FROM search_grams ORDER BY ALL",
+    ):
+        assert via_parquet.cursor().execute(query).fetchall() == via_arrow.cursor().execute(query).fetchall()
     via_arrow.close()
     via_parquet.close()
 

@@ -6,14 +6,17 @@ import random
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk.resources import Resource
 
 from exporters.records import log_table
+from exporters.schema import LATEST_VERSION, migrate
 from exporters.store import TelemetryStore
 from service.params import Cursor
 from service.query import LogFilter, LogQueries
-from tests.helpers import make_record
+from tests.helpers import bodies, make_record
 
 HOUR = 3_600 * 10**9
 NOW = 1_800_000_000 * 10**9
@@ -127,15 +130,55 @@ def test_a_trace_is_found_whole_across_batches_days_and_cleanups(tmp_path: Path)
     assert queries.correlation(f"{0xBEEF + 10:032x}")[0] == []
 
 
-def test_a_store_from_before_trace_windows_is_migrated(tmp_path: Path) -> None:
+def test_a_store_of_schema_version_2_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    """A file an older pipetrace left: trace windows and the search index are built from its rows,
+    and its attributes, stored whole, read back whole."""
     path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        assert migrate(con, target=2) == 2
+        con.execute(
+            """INSERT INTO logs (id, timestamp, trace_id, body, pipeline_id, attributes)
+               VALUES (1, make_timestamp_ns(?), ?, 'old line', 'p1', '{"pipeline.id":"p1","n":1}')""",
+            [NOW, f"{0x01D:032x}"],
+        )
     store = TelemetryStore(path)
-    store.insert_logs(log_table([make_record("old line", timestamp=NOW, trace_id=0x01D)]))
-    with store.writer() as cur:  # back to schema version 2, as an older pipetrace left it
-        cur.execute("DROP TABLE trace_windows")
-        cur.execute("DELETE FROM schema_version WHERE version = 3")
-    store.close()
-    reopened = TelemetryStore(path)
-    assert reopened.schema_version == 3
-    logs, _, _ = LogQueries(reopened).correlation(f"{0x01D:032x}")
-    assert [log["body"] for log in logs] == ["old line"]
+    assert store.schema_version == LATEST_VERSION == 5
+    queries = LogQueries(store)
+    logs, _, _ = queries.correlation(f"{0x01D:032x}")
+    assert [(log["body"], log["attributes"]) for log in logs] == [("old line", {"pipeline.id": "p1", "n": 1})]
+    assert bodies(queries.search("LINE", LogFilter(), 10).logs) == ["old line"]
+    assert bodies(queries.search("p1", LogFilter(), 10).logs) == ["old line"]  # an attribute value
+    assert queries.search("lion", LogFilter(), 10).logs == []
+
+
+def test_promoted_attributes_are_stored_once_and_read_back_as_sent(tmp_path: Path) -> None:
+    """String pipeline attributes live only in their columns; every record reads back as it was sent."""
+    store = TelemetryStore(tmp_path / "promoted.duckdb")
+    sent = {
+        "all three": {"pipeline.id": "p1", "pipeline.run_id": "r1", "pipeline.stage": "load", "rows": 5},
+        "a number": {"pipeline.id": 7, "pipeline.stage": "extract"},
+        "none": {"other": "x"},
+        "only in the resource": {},
+    }
+    resource = Resource.create({"service.name": "svc", "pipeline.id": "from-resource"})
+    store.insert_logs(
+        log_table(
+            [
+                make_record(body, timestamp=NOW, attributes=attrs, resource=resource)
+                for body, attrs in sent.items()
+            ]
+        )
+    )
+    queries = LogQueries(store)
+    logs = {log["body"]: log for log in queries.pipeline_logs(LogFilter(), 10).logs}
+    assert {body: log["attributes"] for body, log in logs.items()} == sent
+    assert (
+        logs["a number"]["pipeline_id"] == "7"
+        and logs["only in the resource"]["pipeline_id"] == "from-resource"
+    )
+    stored = dict(store.cursor().execute("SELECT body, attributes FROM logs").fetchall())
+    assert stored["all three"] == '{"rows":5}'  # the three strings are in their columns only
+    assert stored["a number"] == '{"pipeline.id":7}'  # not a string: kept as sent
+    # Search looks in attribute values, wherever they are kept, and not in the resource.
+    assert bodies(queries.search("R1", LogFilter(), 10).logs) == ["all three"]
+    assert bodies(queries.search("from-resource", LogFilter(), 10).logs) == []

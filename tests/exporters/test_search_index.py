@@ -1,0 +1,139 @@
+"""The search index: it narrows a search to the hours that can hold a match and never hides one."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporters.records import log_table
+from exporters.search_index import BLOCK_NS, SearchIndex, TimeSpan, needle_grams
+from exporters.store import TelemetryStore
+from service.query import LogFilter, LogQueries
+from tests.helpers import bodies, make_record
+
+NOW = 1_800_000_000 * 10**9 // BLOCK_NS * BLOCK_NS  # the start of an hour
+
+
+def test_needle_grams_are_the_three_letter_sequences_of_its_letter_runs() -> None:
+    assert needle_grams("load failed") == {"loa", "oad", "fai", "ail", "ile", "led"}
+    assert needle_grams("page=42 of rows!") == {"pag", "age", "row", "ows"}
+    assert needle_grams("42 of") == set()  # nothing to narrow by: every hour can hold it
+    assert needle_grams("héllo") == {"llo"}  # non-ASCII letters split runs, like the index does
+
+
+def test_the_in_memory_index_answers_with_the_span_of_blocks_holding_every_gram() -> None:
+    index = SearchIndex()
+    index._blocks, index._base = {}, 0  # loaded, empty
+    index.add([(10, "abc"), (12, "abc"), (12, "bcd"), (15, "bcd")])
+    assert index.span({"abc"}) == TimeSpan(10 * BLOCK_NS, 13 * BLOCK_NS)
+    assert index.span({"abc", "bcd"}) == TimeSpan(12 * BLOCK_NS, 13 * BLOCK_NS)
+    assert index.span({"abc", "zzz"}) is None
+    index.add([(3, "zzz"), (3, "abc")])  # older than anything before: the origin moves back
+    assert index.span({"abc"}) == TimeSpan(3 * BLOCK_NS, 13 * BLOCK_NS)
+    assert index.span({"bcd"}) == TimeSpan(12 * BLOCK_NS, 16 * BLOCK_NS)
+    with pytest.raises(ValueError, match="no grams"):
+        index.span(set())
+
+
+WORDS = ["extract", "load", "Normalize", "rows", "ORDERS", "customer_id", "K\u212aelvin", "café", "x"]
+
+
+def _random_text(rng: random.Random) -> str:
+    parts = [rng.choice(WORDS) for _ in range(rng.randrange(1, 5))]
+    parts.append(str(rng.randrange(10**6)))
+    return rng.choice([" ", "-", "/", ", ", "\t"]).join(parts)
+
+
+@dataclass
+class Filled:
+    queries: LogQueries
+    texts: list[tuple[str, list[str]]]  # each record's body and attribute values
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
+    """Records over 30 hours with words in bodies and attribute values; one word only long ago."""
+    rng = random.Random(11)
+    records = [
+        make_record(
+            _random_text(rng),
+            timestamp=NOW - rng.randrange(30 * BLOCK_NS),
+            attributes={"pipeline.id": rng.choice(["orders", "users"]), "note": _random_text(rng)},
+        )
+        for _ in range(600)
+    ]
+    records.append(make_record("a pelican flew by", timestamp=NOW - 29 * BLOCK_NS))
+    store = TelemetryStore(tmp_path_factory.mktemp("search") / "s.duckdb")
+    for start in range(0, len(records), 100):  # several inserts, as batches arrive
+        store.insert_logs(log_table(records[start : start + 100]))
+    texts = [
+        (str(r.log_record.body), [str(v) for v in (r.log_record.attributes or {}).values()]) for r in records
+    ]
+    return Filled(LogQueries(store), texts)
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "EXTRACT",
+        "ormal",
+        "rows, orders",
+        "customer_id",
+        "kelvin",
+        "\u212aelvin",
+        "café",
+        "caf",
+        "pelican",
+        "pelicans",
+        "kangaroo",
+        "ders/cus",
+        "users",
+        "12",
+        "load\tNormalize",
+    ],
+)
+def test_indexed_search_finds_exactly_the_matching_records(filled: Filled, needle: str) -> None:
+    found = filled.queries.search(needle, LogFilter(), 1000).logs
+    lowered = needle.lower()
+    expected = [
+        body for body, values in filled.texts if any(lowered in text.lower() for text in [body, *values])
+    ]
+    assert sorted(bodies(found)) == sorted(expected)
+
+
+def test_a_needle_found_nowhere_reads_no_rows(filled: Filled) -> None:
+    index = filled.queries.store.search_index()
+    assert index.span(needle_grams("kangaroo")) is None
+    span = index.span(needle_grams("pelican"))  # the one hour that holds it, nothing more
+    assert span == TimeSpan(NOW - 29 * BLOCK_NS, NOW - 28 * BLOCK_NS)
+
+
+def test_new_records_and_cleanup_keep_the_index_true(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "live.duckdb")
+    queries = LogQueries(store)
+    store.insert_logs(log_table([make_record("walrus seen", timestamp=NOW)]))
+    assert bodies(queries.search("walrus", LogFilter(), 10).logs) == ["walrus seen"]  # loads the index
+    # After the index is in memory: a new hour, and a record older than anything before.
+    store.insert_logs(log_table([make_record("narwhal seen", timestamp=NOW + 5 * BLOCK_NS)]))
+    store.insert_logs(log_table([make_record("ancient narwhal", timestamp=NOW - 50 * BLOCK_NS)]))
+    store.insert_logs(log_table([make_record("puffin", timestamp=NOW - BLOCK_NS // 4)]))
+    assert bodies(queries.search("NARWHAL", LogFilter(), 10).logs) == ["narwhal seen", "ancient narwhal"]
+    # Cleanup drops the hours wholly before the cut from the table and the copy in memory.
+    queries.cleanup(NOW - BLOCK_NS // 2)
+    assert bodies(queries.search("narwhal", LogFilter(), 10).logs) == ["narwhal seen"]
+    blocks = [row[0] for row in store.cursor().execute("SELECT DISTINCT block FROM search_grams").fetchall()]
+    assert sorted(blocks) == [NOW // BLOCK_NS - 1, NOW // BLOCK_NS, NOW // BLOCK_NS + 5]
+    assert store.search_index().span(needle_grams("ancient")) is None
+    assert bodies(queries.search("puffin", LogFilter(), 10).logs) == ["puffin"]  # the cut's own hour stays
+
+
+def test_filters_and_the_index_narrow_together(filled: Filled) -> None:
+    # "pelican" is 29 hours old: a window of the last day holds no match, without a query.
+    last_day: dict[str, Any] = {"since_ns": NOW - 24 * BLOCK_NS, "until_ns": NOW}
+    assert filled.queries.search("pelican", LogFilter(**last_day), 10).logs == []
+    old = LogFilter(since_ns=NOW - 30 * BLOCK_NS, until_ns=NOW - 28 * BLOCK_NS)
+    assert bodies(filled.queries.search("pelican", old, 10).logs) == ["a pelican flew by"]
