@@ -11,6 +11,7 @@ import json
 import logging
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -151,6 +152,7 @@ class TelemetryStore:
 
     _open_stores: ClassVar[dict[str, TelemetryStore]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+    _search_indexes: ClassVar[weakref.WeakValueDictionary[str, SearchIndex]] = weakref.WeakValueDictionary()
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -158,7 +160,7 @@ class TelemetryStore:
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._users = 1
-        self._search_index = SearchIndex()
+        self._search_index = self._search_index_for(self.path)
         self._newest_log_ns: int | None = None
         self.schema_version = 0
         self.last_error: str | None = None
@@ -166,6 +168,21 @@ class TelemetryStore:
             self._open()
         except StoreUnavailable:
             _logger.warning("telemetry store %s is not available yet: %s", self.path, self.last_error)
+
+    @classmethod
+    def _search_index_for(cls, path: str) -> SearchIndex:
+        """One in-memory search index per database file in this process, whichever store object
+        writes: DuckDB lets two store objects of one process open the same file, and a copy that
+        missed the other's inserts would hide their records from search. Held weakly, so a file
+        opened again after every store of it is gone starts from its table."""
+        if path == ":memory:":  # every in-memory connection is a database of its own
+            return SearchIndex()
+        key = str(Path(path).resolve())
+        with cls._registry_lock:
+            index = cls._search_indexes.get(key)
+            if index is None:
+                index = cls._search_indexes[key] = SearchIndex()
+            return index
 
     @classmethod
     def shared(cls, path: str | Path) -> TelemetryStore:

@@ -137,3 +137,13 @@ def test_filters_and_the_index_narrow_together(filled: Filled) -> None:
     assert filled.queries.search("pelican", LogFilter(**last_day), 10).logs == []
     old = LogFilter(since_ns=NOW - 30 * BLOCK_NS, until_ns=NOW - 28 * BLOCK_NS)
     assert bodies(filled.queries.search("pelican", old, 10).logs) == ["a pelican flew by"]
+
+
+def test_two_store_objects_of_one_file_share_the_index(tmp_path: Path) -> None:
+    """DuckDB lets one process open a file twice; what one store writes, the other's search finds."""
+    writer, reader = TelemetryStore(tmp_path / "two.duckdb"), TelemetryStore(tmp_path / "two.duckdb")
+    writer.insert_logs(log_table([make_record("first heron", timestamp=NOW)]))
+    queries = LogQueries(reader)
+    assert bodies(queries.search("heron", LogFilter(), 10).logs) == ["first heron"]  # loaded here
+    writer.insert_logs(log_table([make_record("second heron, an egret", timestamp=NOW + 3 * BLOCK_NS)]))
+    assert bodies(queries.search("egret", LogFilter(), 10).logs) == ["second heron, an egret"]
