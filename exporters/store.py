@@ -153,6 +153,7 @@ class TelemetryStore:
     _open_stores: ClassVar[dict[str, TelemetryStore]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
     _search_indexes: ClassVar[weakref.WeakValueDictionary[str, SearchIndex]] = weakref.WeakValueDictionary()
+    _search_indexes_lock: ClassVar[threading.Lock] = threading.Lock()  # not the registry's: shared() holds it
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -178,7 +179,7 @@ class TelemetryStore:
         if path == ":memory:":  # every in-memory connection is a database of its own
             return SearchIndex()
         key = str(Path(path).resolve())
-        with cls._registry_lock:
+        with cls._search_indexes_lock:
             index = cls._search_indexes.get(key)
             if index is None:
                 index = cls._search_indexes[key] = SearchIndex()

@@ -147,3 +147,11 @@ def test_two_store_objects_of_one_file_share_the_index(tmp_path: Path) -> None:
     assert bodies(queries.search("heron", LogFilter(), 10).logs) == ["first heron"]  # loaded here
     writer.insert_logs(log_table([make_record("second heron, an egret", timestamp=NOW + 3 * BLOCK_NS)]))
     assert bodies(queries.search("egret", LogFilter(), 10).logs) == ["second heron, an egret"]
+
+
+def test_the_shared_store_and_a_second_store_of_its_file_search_alike(tmp_path: Path) -> None:
+    shared = TelemetryStore.shared(tmp_path / "shared.duckdb")  # as the service and its exporters open it
+    other = TelemetryStore(tmp_path / "shared.duckdb")
+    shared.insert_logs(log_table([make_record("a lone ibis", timestamp=NOW)]))
+    assert bodies(LogQueries(other).search("ibis", LogFilter(), 10).logs) == ["a lone ibis"]
+    shared.close()
