@@ -102,10 +102,14 @@ class SearchIndex:
         with self._lock:
             self._blocks, self._base = table, base
 
-    def invalidate(self) -> None:
-        """Forget the copy (after a delete from the table); the next search reloads it."""
+    def forget_before(self, block: int) -> None:
+        """Drop every block before ``block`` from the copy, as cleanup drops them from the table."""
         with self._lock:
-            self._blocks = None
+            if self._blocks is None or block <= self._base:
+                return
+            shift = block - self._base
+            self._blocks = {g: rest for g, bits in self._blocks.items() if (rest := bits >> shift)}
+            self._base = block
 
     def add(self, pairs: Iterable[tuple[int, str]]) -> None:
         with self._lock:

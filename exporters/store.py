@@ -178,7 +178,7 @@ class TelemetryStore:
         opened again after every store of it is gone starts from its table."""
         if path == ":memory:":  # every in-memory connection is a database of its own
             return SearchIndex()
-        key = str(Path(path).resolve())
+        key = _file_key(path)
         with cls._search_indexes_lock:
             index = cls._search_indexes.get(key)
             if index is None:
@@ -192,7 +192,7 @@ class TelemetryStore:
         Exporters built from entry points (one for logs, one for spans) must share one connection,
         because a second read-write connection to the same file is refused.
         """
-        key = str(Path(path).resolve()) if str(path) != ":memory:" else str(path)
+        key = _file_key(path)
         with cls._registry_lock:
             store = cls._open_stores.get(key)
             if store is not None and not store.closed:
@@ -303,9 +303,12 @@ class TelemetryStore:
             self._newest_log_ns = int(row[0])
         return self._newest_log_ns
 
-    def search_index_changed(self) -> None:
-        """Rows of ``search_grams`` were deleted: drop the copy in memory, reloaded on next use."""
-        self._search_index.invalidate()
+    def drop_search_hours_before(self, cur: duckdb.DuckDBPyConnection, before_ns: int) -> None:
+        """Forget the hours wholly before ``before_ns`` (their logs were deleted), in the table and in
+        memory. ``cur`` is the caller's writer cursor."""
+        first_kept = before_ns // BLOCK_NS
+        cur.execute("DELETE FROM search_grams WHERE block < ?", [first_kept])
+        self._search_index.forget_before(first_kept)
 
     def _insert(
         self,
@@ -353,6 +356,11 @@ class TelemetryStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def _file_key(path: str | Path) -> str:
+    """One name per database file, however the path is spelt."""
+    return str(path) if str(path) == ":memory:" else str(Path(path).resolve())
 
 
 @contextmanager

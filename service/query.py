@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from exporters.search_index import BLOCK_NS, needle_grams
+from exporters.search_index import needle_grams
 from exporters.store import PROMOTED_ATTRIBUTE_VALUES, PROMOTED_KEYS, TelemetryStore
 from service.params import LEVELS, NS, Cursor, format_time, level_name
 
@@ -361,8 +361,7 @@ class LogQueries:
                 # pipelines' logs of the same traces may remain, so their windows stay.
                 cur.execute("DELETE FROM trace_windows WHERE last_ts < make_timestamp_ns(?)", [before_ns])
                 # Hours wholly before the cut hold no text any more.
-                cur.execute("DELETE FROM search_grams WHERE block < ?", [before_ns // BLOCK_NS])
-                self.store.search_index_changed()
+                self.store.drop_search_hours_before(cur, before_ns)
         return {
             "logs": int(logs_row[0]) if logs_row else 0,
             "spans": int(spans_row[0]) if spans_row else 0,
