@@ -41,6 +41,13 @@ with contextlib.suppress(ImportError):
 LOG_ID = """hash(timestamp, observed_timestamp, trace_id, span_id, severity_number, severity_text, body,
     event_name, attributes, resource_attributes, scope_name, scope_version)"""
 
+# Queries ordered and cut to at most this many rows (the log routes' pages: up to 1,000 and one
+# more) find their rows on the filter and sort columns first and read the other columns for those
+# rows only (DuckDB's late materialization; its default stops at 50 rows). Measured on 1M records: a
+# 100-row page of a pipeline's errors 8.0 -> 5.6 ms, its newest page 4.3 -> 3.4 ms; a search window
+# 4.6 -> 5.0 ms, which is the price.
+_CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {"late_materialization_max_rows": 1024}
+
 # Pipeline context is promoted from the record's attributes, else from its resource: ``own`` and
 # ``inherited`` hold the keys' values in each, ``kinds`` their JSON types in the attributes, each read
 # with one parse of the JSON for all three keys.
@@ -215,7 +222,7 @@ class TelemetryStore:
             try:
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                connection = duckdb.connect(self.path)
+                connection = duckdb.connect(self.path, config=_CONNECTION_CONFIG)
             except (duckdb.Error, OSError) as exc:
                 self.last_error = str(exc)
                 raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc

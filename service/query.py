@@ -22,8 +22,6 @@ _LOG_COLUMNS = """
     body, scope_name, scope_version, trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage,
     attributes, resource_attributes, promoted_keys
 """
-# What a page is ordered and cut by, in the same places as in _LOG_COLUMNS.
-_KEY_COLUMNS = "id, epoch_ns(timestamp) AS ts"
 _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
     status_code, status_message, attributes, service_name, pipeline_id, run_id, stage, events, links,
@@ -153,22 +151,23 @@ class LogQueries:
         cursor: Cursor | None,
         filters: LogFilter,
         *,
-        keys_first: bool,
+        in_windows: bool,
     ) -> Page:
         """The newest ``limit`` matching records, after ``cursor`` when given.
 
-        With ``keys_first``, two steps: the page's keys (id and timestamp, two narrow columns) are
-        found first, then its rows are read in full from the oldest key's timestamp on. Reading a wide
-        row costs far more than testing a column filter (DuckDB decompresses whole vectors of every
-        column), so only the page's own time range pays for it. Search does not take that path: its
-        test (text in the body or the attributes) costs more than the reading it would save.
+        Column filters (pipeline, run, stage, level, time) are one query: DuckDB's top-N pushes its
+        running cut-off into the scan as a timestamp filter, skipping older row groups, and its late
+        materialization (enabled up to pages of 1,000 in ``exporters.store``) picks the page's row ids
+        from the filter and key columns before reading the wide ones, for those rows only. Reading wide
+        rows costs far more than testing a column (DuckDB decompresses whole vectors of every column).
+        Search looks in time windows instead (``in_windows``, see ``_newest``): its test reads the wide
+        text columns itself, so the scan has to be bounded before it starts.
         """
         clauses, params = _after_cursor(clauses, params, cursor)
-        columns = _KEY_COLUMNS if keys_first else _LOG_COLUMNS
-        rows = self._newest(columns, clauses, params, limit, cursor, filters)
-        if keys_first and rows:
-            since_oldest = [*clauses, "timestamp >= make_timestamp_ns(?)"]
-            rows = self._select(_LOG_COLUMNS, since_oldest, [*params, rows[-1][1]], limit)
+        if in_windows:
+            rows = self._newest(_LOG_COLUMNS, clauses, params, limit, cursor, filters)
+        else:
+            rows = self._select(_LOG_COLUMNS, clauses, params, limit)
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -224,7 +223,7 @@ class LogQueries:
 
     def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         clauses, params = filters.where()
-        return self._page(clauses, params, limit, cursor, filters, keys_first=True)
+        return self._page(clauses, params, limit, cursor, filters, in_windows=False)
 
     def search(self, text: str, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
@@ -253,7 +252,7 @@ class LogQueries:
         promoted_match = f"contains(lower({PROMOTED_ATTRIBUTE_VALUES}), ?)"
         clauses.append(f"(contains(lower(body), ?) OR {promoted_match} OR {attribute_match})")
         params.extend([needle, needle, *attribute_params])
-        return self._page(clauses, params, limit, cursor, filters, keys_first=False)
+        return self._page(clauses, params, limit, cursor, filters, in_windows=True)
 
     def correlation(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
         """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""
