@@ -1,6 +1,7 @@
 """The engines the store benchmark compares, each loading the same Parquet file and answering the same
-questions. Run one engine per process (``python -m bench.engines <engine> <parquet> <count>``), so
-their memory and caches stay apart; it prints one JSON object.
+questions. Each engine runs in a process of its own (``python -m bench.engines <engine> <parquet>
+<count>``), so their memory and caches stay apart: it loads, then answers the driver's commands, one
+JSON line in and one out (``serve``), so the driver can interleave the engines round by round.
 
 * ``pipetrace``: our store, loaded through ``TelemetryStore.insert_logs`` in batches of 8192 (the
   exporter's path) and queried through ``LogQueries``, the layer the routes use.
@@ -36,20 +37,20 @@ LIMIT = 100
 ERROR = 17
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
+def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"p50_ms": statistics.median(ordered) * 1e3, "p95_ms": p95 * 1e3, "runs": len(ordered)}
 
 
-def _time(query: Callable[[], Any], runs: int) -> dict[str, float]:
+def _samples(query: Callable[[], Any], runs: int) -> list[float]:
     query()  # warm: the first run pays for reading blocks from disk, which a serving store has cached
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
         query()
         samples.append(time.perf_counter() - started)
-    return _percentiles(samples)
+    return samples
 
 
 class PeakRss:
@@ -72,10 +73,6 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         return max(self.peak, self._process.memory_info().rss) / 2**20
-
-
-def _day_cutoffs(first_ns: int, days: int) -> list[int]:
-    return [first_ns + (day + 1) * DAY_NS for day in range(days)]
 
 
 class Pipetrace:
@@ -370,37 +367,42 @@ class ChDB:
 ENGINES = {"pipetrace": Pipetrace, "sqlite": SQLite, "chdb": ChDB}
 
 
-def run(engine: str, parquet: Path, count: int, runs: int, heavy_runs: int) -> dict[str, Any]:
-    from bench.dataset import START_NS
+def serve(engine: str, parquet: Path, count: int) -> None:
+    """Load ``parquet`` into a new ``engine`` store, then answer the driver's commands on stdin.
 
+    Replies (one JSON line each) to: the load (records/s, bytes a record); ``{"do": "time", "runs": n,
+    "heavy_runs": m}`` with each query's timings in seconds; ``{"do": "cleanup", "before_ns": t}`` with
+    that cleanup's seconds; ``{"do": "finish"}`` with the process's peak memory, then exits.
+    """
     memory = PeakRss()
     with tempfile.TemporaryDirectory(prefix=f"bench-{engine}-") as folder:
         store = ENGINES[engine](Path(folder))
         started = time.perf_counter()
         store.load(parquet)
         load_seconds = time.perf_counter() - started
-        queries: dict[str, dict[str, float]] = {}
-        for name, query in store.queries_for(probe(count)).items():
-            heavy = name.startswith("stats") or name.startswith("search")
-            queries[name] = _time(query, heavy_runs if heavy else runs)
         size = store.size_bytes()
-        cleanups = []
-        for cutoff in _day_cutoffs(START_NS, 3):
-            started = time.perf_counter()
-            store.cleanup(cutoff)
-            cleanups.append(time.perf_counter() - started)
-        queries["cleanup_one_day"] = _percentiles(cleanups)
-    return {
-        "engine": engine,
-        "records": count,
-        "load_records_per_second": count / load_seconds,
-        "bytes_per_record": size / count,
-        "peak_rss_mb": memory.stop(),
-        "queries": queries,
-    }
+        _reply({"load_records_per_second": count / load_seconds, "bytes_per_record": size / count})
+        queries = store.queries_for(probe(count))
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command["do"] == "time":
+                samples = {}
+                for name, query in queries.items():
+                    heavy = name.startswith("stats") or name.startswith("search")
+                    samples[name] = _samples(query, command["heavy_runs" if heavy else "runs"])
+                _reply({"samples": samples})
+            elif command["do"] == "cleanup":
+                started = time.perf_counter()
+                store.cleanup(command["before_ns"])
+                _reply({"seconds": time.perf_counter() - started})
+            elif command["do"] == "finish":
+                break
+    _reply({"peak_rss_mb": memory.stop()})
+
+
+def _reply(message: dict[str, Any]) -> None:
+    print(json.dumps(message), flush=True)
 
 
 if __name__ == "__main__":
-    name, parquet_path, records = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    query_runs, heavy = int(sys.argv[4]), int(sys.argv[5])
-    print(json.dumps(run(name, parquet_path, records, query_runs, heavy)))
+    serve(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]))

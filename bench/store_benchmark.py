@@ -3,8 +3,9 @@
     .venv/bin/pip install -e '.[test,bench]'
     .venv/bin/python -m bench.store_benchmark            # 1M and 10M records, all engines
 
-For each size it writes the dataset (``bench.dataset``) to Parquet, then loads and queries it in
-each engine, one process per engine (``bench.engines``). Once per run it also measures ingest: the
+For each size it writes the dataset (``bench.dataset``) to Parquet and loads it into each engine, one
+process per engine (``bench.engines``), then queries the engines in interleaved rounds (``measure``).
+Once per run it also measures ingest: the
 OTel SDK's own emit path, our exporter, a row-by-row ``executemany`` exporter, and a real
 ``pipetrace serve`` fed by the official OTLP/HTTP exporter, whose peak memory is sampled while it
 ingests and answers queries. Results go to ``bench/results/store_benchmark.json`` and, as the tables
@@ -31,6 +32,7 @@ from typing import Any
 import duckdb
 
 from bench.dataset import write_parquet
+from bench.engines import DAY_NS, percentiles
 
 RESULTS = Path(__file__).parent / "results"
 PEERS = ("sqlite", "chdb")
@@ -46,26 +48,89 @@ QUERY_LABELS = {
     "cleanup_one_day": "cleanup of one day",
 }
 POINT_LOOKUPS = ("trace", "pipeline_page")
+CLEANUP_DAYS = 3
 
 
-def run_engine(engine: str, parquet: Path, count: int, runs: int, heavy_runs: int) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "bench.engines",
-        engine,
-        str(parquet),
-        str(count),
-        str(runs),
-        str(heavy_runs),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{engine} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+class EngineProcess:
+    """One engine in a process of its own (``bench.engines.serve``), asked one command at a time."""
+
+    def __init__(self, engine: str, parquet: Path, count: int) -> None:
+        self.engine = engine
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.engines", engine, str(parquet), str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+        )
+        self.loaded = self._read()
+
+    def ask(self, **command: Any) -> dict[str, Any]:
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(command) + "\n")
+        self._process.stdin.flush()
+        return self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            _, stderr = self._process.communicate(timeout=60)
+            raise RuntimeError(f"{self.engine} failed:\n{stderr[-3000:]}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def finish(self) -> float:
+        peak = float(self.ask(do="finish")["peak_rss_mb"])
+        self._process.communicate(timeout=60)
+        return peak
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.communicate()
+
+
+def measure(
+    engines: list[str], parquet: Path, count: int, rounds: int, runs: int, heavy_runs: int
+) -> dict[str, dict[str, Any]]:
+    """Load every engine (one after the other, so each load has the machine to itself), then time the
+    queries in ``rounds`` rounds, each engine in turn, starting with a different one each round, and
+    cleanups likewise, one day per round. Interleaving keeps a slow spell on this shared machine from
+    landing on one engine only: the ratios compare engines measured side by side."""
+    from bench.dataset import START_NS
+
+    processes = [EngineProcess(engine, parquet, count) for engine in engines]
+    samples: dict[str, dict[str, list[float]]] = {engine: {} for engine in engines}
+    cleanups: dict[str, list[float]] = {engine: [] for engine in engines}
+    try:
+        for turn in range(rounds):
+            for process in processes[turn % len(processes) :] + processes[: turn % len(processes)]:
+                timed = process.ask(do="time", runs=runs, heavy_runs=heavy_runs)["samples"]
+                for query, seconds in timed.items():
+                    samples[process.engine].setdefault(query, []).extend(seconds)
+        for day in range(1, CLEANUP_DAYS + 1):
+            for process in processes:
+                cleanup = process.ask(do="cleanup", before_ns=START_NS + day * DAY_NS)
+                cleanups[process.engine].append(cleanup["seconds"])
+        peaks = {process.engine: process.finish() for process in processes}
+    finally:
+        for process in processes:
+            process.kill()
+    return {
+        process.engine: {
+            "engine": process.engine,
+            "records": count,
+            **process.loaded,
+            "peak_rss_mb": peaks[process.engine],
+            "queries": {
+                **{query: percentiles(seconds) for query, seconds in samples[process.engine].items()},
+                "cleanup_one_day": percentiles(cleanups[process.engine]),
+            },
+        }
+        for process in processes
+    }
 
 
 def _free_port() -> int:
@@ -312,8 +377,9 @@ def main() -> None:
         default=["pipetrace", "chdb"],
         help="engines run at sizes above 1M: SQLite's trigram FTS5 build takes most of an hour at 10M",
     )
-    parser.add_argument("--runs", type=int, default=20, help="runs per point query")
-    parser.add_argument("--heavy-runs", type=int, default=7, help="runs per search and stats query")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, each engine queried once per round")
+    parser.add_argument("--runs", type=int, default=4, help="runs per point query and round")
+    parser.add_argument("--heavy-runs", type=int, default=2, help="runs per search and stats query and round")
     parser.add_argument("--ingest-records", type=int, default=100_000)
     args = parser.parse_args()
 
@@ -322,13 +388,11 @@ def main() -> None:
         for size in args.sizes:
             parquet = Path(folder) / f"logs-{size}.parquet"
             write_parquet(size, str(parquet))
-            sizes[str(size)] = {}
             engines = (
                 args.engines if size <= 1_000_000 else [e for e in args.engines if e in args.large_engines]
             )
-            for engine in engines:
-                print(f"{size:,} records: {engine}...", flush=True)
-                sizes[str(size)][engine] = run_engine(engine, parquet, size, args.runs, args.heavy_runs)
+            print(f"{size:,} records: {', '.join(engines)}...", flush=True)
+            sizes[str(size)] = measure(engines, parquet, size, args.rounds, args.runs, args.heavy_runs)
             parquet.unlink()
     print("ingest...", flush=True)
     ingest = {
@@ -339,6 +403,9 @@ def main() -> None:
     command = "python -m bench.store_benchmark"
     if args.sizes != [1_000_000, 10_000_000]:
         command += " --sizes " + " ".join(map(str, args.sizes))
+    for option in ("rounds", "runs", "heavy_runs"):
+        if getattr(args, option) != parser.get_default(option):
+            command += f" --{option.replace('_', '-')} {getattr(args, option)}"
     result: dict[str, Any] = {
         "command": command,
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, CPython {platform.python_version()}, "
