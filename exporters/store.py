@@ -43,9 +43,8 @@ LOG_ID = """hash(timestamp, observed_timestamp, trace_id, span_id, severity_numb
 
 # Queries ordered and cut to at most this many rows (the log routes' pages: up to 1,000 and one
 # more) find their rows on the filter and sort columns first and read the other columns for those
-# rows only (DuckDB's late materialization; its default stops at 50 rows). Measured on 1M records: a
-# 100-row page of a pipeline's errors 8.0 -> 5.6 ms, its newest page 4.3 -> 3.4 ms; a search window
-# 4.6 -> 5.0 ms, which is the price.
+# rows only (DuckDB's late materialization; its default stops at 50 rows). Filtered pages gain a
+# quarter, search windows lose a little: ``python -m bench.late_materialization`` measures both.
 _CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {"late_materialization_max_rows": 1024}
 
 # Pipeline context is promoted from the record's attributes, else from its resource: ``own`` and

@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from exporters.records import LOG_ROW_SCHEMA, LogRows, log_table
 from exporters.schema import LATEST_VERSION, migrate
 from exporters.store import TelemetryStore
-from service.params import Cursor
+from service.params import MAX_LIMIT, Cursor
 from service.query import LogFilter, LogQueries
 from tests.helpers import bodies, make_record
 
@@ -169,6 +169,14 @@ def _key_of(queries: LogQueries, record_id: str) -> tuple[int, int]:
     )
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+def test_the_largest_page_is_still_read_by_late_materialization(tmp_path: Path) -> None:
+    """The store's DuckDB setting must cover the routes' largest page and its look-ahead row, or pages
+    silently fall back to reading every column of every vector holding a match."""
+    cursor = TelemetryStore(tmp_path / "setting.duckdb").cursor()
+    row = cursor.execute("SELECT current_setting('late_materialization_max_rows')").fetchone()
+    assert row is not None and int(row[0]) >= MAX_LIMIT + 1
 
 
 def test_a_trace_is_found_whole_across_batches_days_and_cleanups(tmp_path: Path) -> None:
