@@ -40,8 +40,11 @@ class Spool:
         self._lock = threading.Lock()
         self.directory.mkdir(parents=True, exist_ok=True)
         # A temporary file left by a crash was never renamed, so never acknowledged: safe to remove.
+        # Only a dead writer's, though: processes share a folder (pipeline runs, the service draining
+        # them), and a live one may be between writing its file and renaming it.
         for leftover in self.directory.glob(".*.tmp"):
-            leftover.unlink(missing_ok=True)
+            if not _writer_alive(leftover.name[1 : -len(".tmp")]):
+                leftover.unlink(missing_ok=True)
 
     def put(self, payload: bytes, records: int) -> bool:
         """Store a batch durably; False when the spool is full (nothing is written then)."""
@@ -99,6 +102,23 @@ class Spool:
         except FileNotFoundError:
             return []  # the folder was removed under us: nothing is spooled
         return [entry.name for entry in entries if entry.is_file() and _NAME.match(entry.name)]
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that named a spool file (its pid is in the name) is still running."""
+    match = _NAME.match(name)
+    if match is None:
+        return False
+    pid = int(match.group(2))
+    if pid == os.getpid():
+        return False  # this process is only starting this spool: nothing of it is in flight
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:

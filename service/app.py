@@ -26,7 +26,8 @@ from service.pipelines import PipelineRepository
 from service.query import LogQueries
 from service.retention import RetentionWorker
 from service.routes import health, logs, otlp, pipelines, ui
-from service.runner import RunManager
+from service.run_spool import RunSpoolDrain
+from service.runner import RUN_SPOOL, RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
 from service.wiring import Wiring, wire
@@ -102,6 +103,16 @@ def create_app(
         excluded_urls=settings.excluded_urls,
     )  # fmt: skip
 
+    exporter_settings = settings.exporter_settings()
+    drain = RunSpoolDrain(
+        settings.data_dir.resolve() / RUN_SPOOL,
+        telemetry,
+        settings.receive_limits,
+        exporter_settings.replay_interval_seconds,
+        exporter_settings.fallback_max_files,
+    )
+    drain.start()
+    app.extensions["pipetrace.run_spool"] = drain
     if settings.log_retention_days is not None:
         worker = RetentionWorker(
             app.extensions[EXTENSION_KEY].queries,
@@ -166,6 +177,9 @@ def close_app(app: Flask) -> None:
     worker: RetentionWorker | None = app.extensions.pop("pipetrace.retention", None)
     if worker is not None:
         worker.stop()
+    drain: RunSpoolDrain | None = app.extensions.pop("pipetrace.run_spool", None)
+    if drain is not None:
+        drain.stop()
     service = state(app)
     service.runs.shutdown()  # runs in flight are cancelled and flush their telemetry first
     service.telemetry.shutdown()  # flushes the batch processors, then shuts the exporters down

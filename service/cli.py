@@ -107,7 +107,10 @@ def serve(
         ) from error
     # Runs send their telemetry back here; they need the address actually bound (port 0 picks one).
     app.config["PIPETRACE_URL"] = f"http://{settings.host}:{server.effective_port}"
+    # Both stop signals flush and close. SIGINT is set explicitly too: a shell starting the service in
+    # the background without job control leaves SIGINT ignored, and Python then never raises on it.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     click.echo(
         f"pipetrace listening on http://{settings.host}:{server.effective_port} (store {settings.database})",
         err=False,

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import logging
-import threading
 
+from service.periodic import Periodic
 from service.query import LogQueries
 
 _logger = logging.getLogger(__name__)
 
 
-class RetentionWorker:
+class RetentionWorker(Periodic):
     """A daemon thread that applies the retention period until stopped."""
 
     def __init__(self, queries: LogQueries, days: float, interval_seconds: float) -> None:
         self._queries = queries
         self._days = days
-        self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pipetrace-retention", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__("retention", interval_seconds, self.run_once)
 
     def run_once(self) -> dict[str, int]:
         deleted = self._queries.cleanup(self._queries.retention_cutoff(self._days))
@@ -31,17 +26,3 @@ class RetentionWorker:
                 deleted["logs"], deleted["spans"], self._days,
             )  # fmt: skip
         return deleted
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception:
-                _logger.exception("retention cleanup failed; will try again")
-            if self._stop.wait(self._interval):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)

@@ -33,6 +33,8 @@ from service.auth import otlp_headers_env
 from service.pipelines import Pipeline, PipelineRepository
 from templates.render import render, template
 
+# Where runs spool what they cannot send the service; the service drains it too (service.run_spool).
+RUN_SPOOL = "run-spool"
 _logger = logging.getLogger(__name__)
 output_logger = logging.getLogger("pipetrace.run.output")
 
@@ -108,7 +110,7 @@ class RunManager:
                 "DESTINATION__DUCKDB__CREDENTIALS": str(
                     self.data_dir / "destinations" / f"{pipeline.id}.duckdb"
                 ),
-                "FALLBACK_DIRECTORY": str(self.data_dir / "run-spool"),
+                "FALLBACK_DIRECTORY": str(self.data_dir / RUN_SPOOL),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from exporters.otlp_codec import Limits
 from exporters.settings import DB_FILE_NAME, DEFAULT_DATA_DIR, ExporterSettings
 from instrumentation.flask import DEFAULT_EXCLUDED_URLS
 from instrumentation.redaction import Redactor
@@ -180,3 +181,8 @@ class Settings(BaseSettings):
 
     def exporter_settings(self) -> ExporterSettings:
         return ExporterSettings.with_properties(data_dir=self.data_dir, db_path=self.database)
+
+    @property
+    def receive_limits(self) -> Limits:
+        """What one record received over OTLP may hold (the SDK's attribute limits)."""
+        return Limits(self.attribute_count_limit, self.attribute_value_length_limit)

@@ -78,7 +78,7 @@ def _store(
     settings: Settings,
 ) -> Response:
     kind = otlp.JSON
-    limits = otlp.Limits(settings.attribute_count_limit, settings.attribute_value_length_limit)
+    limits = settings.receive_limits
     try:
         kind = otlp.media_type(request.content_type)
         body = otlp.decompress(request.get_data(cache=False), request.headers.get("Content-Encoding"),

@@ -228,3 +228,23 @@ def test_spool_writes_are_atomic_and_leftovers_are_cleaned(tmp_path: Path) -> No
     reopened = Spool(tmp_path / "s", max_files=10)
     assert [p.name for p in reopened.directory.iterdir() if p.is_file()] == [spool.pending()[0].path.name]
     assert os.path.basename(str(reopened.pending()[0].path)).endswith("-n1.otlp.json")
+
+
+def test_a_temporary_spool_file_is_removed_only_when_its_writer_is_gone(tmp_path: Path) -> None:
+    """Processes share a spool folder (pipeline runs, the service draining them): a spool opened by
+    one must not delete the file another is about to rename into place."""
+    live = subprocess.Popen(["sleep", "60"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        folder = tmp_path / "shared"
+        folder.mkdir()
+        names = {pid: f".{T0:020d}-{pid}-0-n3.otlp.json.tmp" for pid in (live.pid, dead.pid)}
+        for name in names.values():
+            (folder / name).write_bytes(b"half")
+        Spool(folder, max_files=10)
+        assert (folder / names[live.pid]).exists()
+        assert not (folder / names[dead.pid]).exists()
+    finally:
+        live.kill()
+        live.wait()
