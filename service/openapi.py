@@ -336,6 +336,21 @@ def document() -> dict[str, Any]:
             },
             "/v1/logs": _otlp("logs"),
             "/v1/traces": _otlp("traces"),
+            "/v1/metrics": {
+                "post": {
+                    "summary": "Refuse OTLP metrics: answered 404 (gRPC UNIMPLEMENTED) with the reason",
+                    "tags": ["otlp"],
+                    "security": [{"ingest": []}],
+                    "requestBody": _OTLP_REQUEST,
+                    "responses": {
+                        "401": _OTLP_RESPONSES["401"],
+                        "404": {
+                            "description": "metrics are not received here; set OTEL_METRICS_EXPORTER=none",
+                            "content": _OTLP_RESPONSES["400"]["content"],
+                        },
+                    },
+                }
+            },
             "/": {
                 "get": {
                     "summary": "The log explorer (a web page over this API)",

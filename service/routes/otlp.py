@@ -28,12 +28,19 @@ _logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _GRPC_INVALID_ARGUMENT = 3
+_GRPC_UNIMPLEMENTED = 12
 _GRPC_UNAVAILABLE = 14
 
 
 def _error(status: int, message: str, kind: str) -> Response:
     """An OTLP error body: a ``google.rpc.Status`` in the request's encoding."""
-    code = _GRPC_UNAVAILABLE if status >= 500 else _GRPC_INVALID_ARGUMENT
+    code = (
+        _GRPC_UNAVAILABLE
+        if status >= 500
+        else _GRPC_UNIMPLEMENTED
+        if status == 404
+        else _GRPC_INVALID_ARGUMENT
+    )
     if kind == otlp.PROTOBUF:
         response = Response(Status(code=code, message=message).SerializeToString(), status=status,
                             content_type=otlp.PROTOBUF)  # fmt: skip
@@ -106,4 +113,19 @@ def receive_logs() -> Response:
 def receive_traces() -> Response:
     return _receive(
         ExportTraceServiceRequest, otlp.decode_spans, state().telemetry.ingest_spans, otlp.spans_response
+    )
+
+
+@blueprint.post("/v1/metrics")
+def refuse_metrics() -> Response:
+    """Metrics are not stored here. An SDK left at its defaults exports them to this port too; the
+    answer says why and what to do, and OTLP exporters log it and do not retry a 404."""
+    kind = otlp.JSON
+    with contextlib.suppress(otlp.OtlpError):
+        kind = otlp.media_type(request.content_type)
+    return _error(
+        404,
+        "pipetrace receives logs (/v1/logs) and traces (/v1/traces), not metrics: "
+        "set OTEL_METRICS_EXPORTER=none, or send metrics to an OpenTelemetry Collector",
+        kind,
     )

@@ -11,15 +11,19 @@ import orjson
 import pytest
 import requests
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status as RpcStatus
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -228,3 +232,27 @@ def test_the_server_stops_cleanly_and_keeps_what_it_stored(live_server: LiveServ
     assert live_server.stop() == 0
     with pytest.raises(requests.ConnectionError):
         live_server.get("/healthz")
+
+
+def test_metrics_from_an_sdk_at_its_defaults_are_refused_with_the_reason(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An SDK left at its defaults exports metrics to this port too: the official exporter gets a 404
+    and gives up at once (no retry storm); the body says why and what to set."""
+    exporter = OTLPMetricExporter(endpoint=f"{live_server.url}/v1/metrics")
+    provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter, 3_600_000)])
+    caplog.set_level(logging.WARNING)
+    try:
+        provider.get_meter("client").create_counter("rows").add(3)
+        provider.force_flush()
+    finally:
+        provider.shutdown()
+    assert "Failed to export metrics batch code: 404" in caplog.text
+    assert "retrying" not in caplog.text
+
+    response = live_server.post("/v1/metrics", data=b"", headers={"Content-Type": "application/x-protobuf"})
+    status = RpcStatus.FromString(response.content)
+    assert (response.status_code, status.code) == (404, 12)  # UNIMPLEMENTED
+    assert "/v1/logs" in status.message and "OTEL_METRICS_EXPORTER=none" in status.message
+    as_json = live_server.post("/v1/metrics", data=b"{}", headers={"Content-Type": "application/json"})
+    assert as_json.status_code == 404 and "not metrics" in as_json.json()["message"]
