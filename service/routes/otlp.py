@@ -27,26 +27,26 @@ blueprint = Blueprint("otlp", __name__)
 _logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
-_GRPC_INVALID_ARGUMENT = 3
-_GRPC_UNIMPLEMENTED = 12
-_GRPC_UNAVAILABLE = 14
+# An error's HTTP status -> its google.rpc code and the API's error code (JSON answers carry both).
+_ERROR_CODES = {
+    400: (3, "invalid_otlp"),  # INVALID_ARGUMENT
+    404: (12, "signal_not_received"),  # UNIMPLEMENTED
+    413: (3, "body_too_large"),
+    415: (3, "unsupported_media_type"),
+    429: (14, "ingest_saturated"),  # UNAVAILABLE: retry later, as Retry-After says
+    503: (14, "store_unavailable"),
+}
 
 
 def _error(status: int, message: str, kind: str) -> Response:
     """An OTLP error body: a ``google.rpc.Status`` in the request's encoding."""
-    code = (
-        _GRPC_UNAVAILABLE
-        if status >= 500
-        else _GRPC_UNIMPLEMENTED
-        if status == 404
-        else _GRPC_INVALID_ARGUMENT
-    )
+    code, api_code = _ERROR_CODES.get(status, (3, "invalid_otlp"))
     if kind == otlp.PROTOBUF:
         response = Response(Status(code=code, message=message).SerializeToString(), status=status,
                             content_type=otlp.PROTOBUF)  # fmt: skip
     else:
         # JSON clients get the Status fields plus the API's usual error object.
-        payload = {"code": code, "message": message, "error": {"code": "invalid_otlp", "message": message}}
+        payload = {"code": code, "message": message, "error": {"code": api_code, "message": message}}
         response = Response(orjson.dumps(payload), status=status, content_type=otlp.JSON)
     if status == 503:
         response.headers["Retry-After"] = "5"

@@ -216,6 +216,8 @@ def test_malformed_otlp_gets_a_4xx_and_stores_nothing(
         assert response.headers["Content-Type"] == "application/x-protobuf"
     else:
         assert response.json()["message"]
+        expected = {400: "invalid_otlp", 413: "body_too_large", 415: "unsupported_media_type"}[status]
+        assert response.json()["error"]["code"] == expected
     assert live_server.get("/api/logs/stats?pipeline_id=none").json()["total"] == before
 
 
@@ -256,3 +258,4 @@ def test_metrics_from_an_sdk_at_its_defaults_are_refused_with_the_reason(
     assert "/v1/logs" in status.message and "OTEL_METRICS_EXPORTER=none" in status.message
     as_json = live_server.post("/v1/metrics", data=b"{}", headers={"Content-Type": "application/json"})
     assert as_json.status_code == 404 and "not metrics" in as_json.json()["message"]
+    assert as_json.json()["error"]["code"] == "signal_not_received"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from google.rpc.status_pb2 import Status as RpcStatus
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -56,6 +57,9 @@ def test_saturated_ingest_gets_429_with_retry_after(client: FlaskClient, service
         assert response.status_code == 429
         assert response.headers["Retry-After"] in ("1", "2", "3")
         assert response.headers["Content-Type"] == "application/x-protobuf"
+        assert RpcStatus.FromString(response.data).code == 14  # UNAVAILABLE: come back later
+        as_json = client.post("/v1/logs", data=b"{}", headers={"Content-Type": "application/json"})
+        assert as_json.status_code == 429 and as_json.json["error"]["code"] == "ingest_saturated"
     finally:
         for _ in range(slots):
             service.ingest_slots.release()
