@@ -143,47 +143,10 @@ class LogQueries:
     def __init__(self, store: TelemetryStore) -> None:
         self.store = store
 
-    def _page(
-        self,
-        clauses: list[str],
-        params: list[Any],
-        limit: int,
-        cursor: Cursor | None,
-        filters: LogFilter,
-        *,
-        in_windows: bool,
-    ) -> Page:
-        """The newest ``limit`` matching records, after ``cursor`` when given.
-
-        Column filters (pipeline, run, stage, level, time) are one query: DuckDB's top-N pushes its
-        running cut-off into the scan as a timestamp filter, skipping older row groups, and its late
-        materialization (enabled up to pages of 1,000 in ``exporters.store``) picks the page's row ids
-        from the filter and key columns before reading the wide ones, for those rows only. Reading wide
-        rows costs far more than testing a column (DuckDB decompresses whole vectors of every column).
-        Search looks in time windows instead (``in_windows``, see ``_newest``): its test reads the wide
-        text columns itself, so the scan has to be bounded before it starts.
-        """
-        clauses, params = _after_cursor(clauses, params, cursor)
-        if in_windows:
-            rows = self._newest(_LOG_COLUMNS, clauses, params, limit, cursor, filters)
-        else:
-            rows = self._select(_LOG_COLUMNS, clauses, params, limit)
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = Cursor(rows[-1][1], rows[-1][0]).encode()
-        return Page([log_record(row) for row in rows], next_cursor)
-
     def _newest(
-        self,
-        columns: str,
-        clauses: list[str],
-        params: list[Any],
-        limit: int,
-        cursor: Cursor | None,
-        filters: LogFilter,
+        self, clauses: list[str], params: list[Any], limit: int, cursor: Cursor | None, filters: LogFilter
     ) -> list[tuple[Any, ...]]:
-        """``columns`` of the newest ``limit`` + 1 matches.
+        """The newest ``limit`` + 1 matching rows, looked for in time windows (search's way).
 
         Newest first over the whole store would read every row group that has a match. Records
         arrive in time order, so row groups hold narrow time ranges and DuckDB skips those outside a
@@ -204,26 +167,35 @@ class LogQueries:
             if lower <= 0 or (filters.since_ns is not None and lower <= filters.since_ns):
                 break  # the window already reaches back to the start: ask once, unbounded
             in_window = [*clauses, "timestamp >= make_timestamp_ns(?)"]
-            found = self._select(columns, in_window, [*params, lower], limit)
+            found = self._select(in_window, [*params, lower], limit)
             if len(found) > limit:
                 return found
             if not found:
                 break  # matches are sparse: one query over everything beats widening step by step
             # Widen to where the matches seen so far say a full page should be, with room to spare.
             width = min(width * max(4, 2 * (limit + 1) // len(found)), upper)
-        return self._select(columns, clauses, params, limit)
+        return self._select(clauses, params, limit)
 
-    def _select(
-        self, columns: str, clauses: list[str], params: list[Any], limit: int
-    ) -> list[tuple[Any, ...]]:
+    def _select(self, clauses: list[str], params: list[Any], limit: int) -> list[tuple[Any, ...]]:
         """The newest ``limit`` + 1 matching rows (one more tells whether a next page exists)."""
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {columns} FROM logs {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
+        sql = f"SELECT {_LOG_COLUMNS} FROM logs {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
         return self.store.cursor().execute(sql, [*params, limit + 1]).fetchall()
 
     def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
-        clauses, params = filters.where()
-        return self._page(clauses, params, limit, cursor, filters, in_windows=False)
+        """The newest ``limit`` records the column filters (pipeline, run, stage, level, time) pass,
+        after ``cursor`` when given.
+
+        One query: DuckDB's top-N pushes its running cut-off into the scan as a timestamp filter,
+        skipping older row groups, and its late materialization (enabled up to pages of 1,000 in
+        ``exporters.store``) picks the page's row ids from the filter and key columns before reading
+        the wide ones, for those rows only. Reading wide rows costs far more than testing a column
+        (DuckDB decompresses whole vectors of every column). Search looks in time windows instead
+        (``_newest``): its test reads the wide text columns itself, so the scan has to be bounded
+        before it starts.
+        """
+        clauses, params = _after_cursor(*filters.where(), cursor)
+        return _page(self._select(clauses, params, limit), limit)
 
     def search(self, text: str, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
@@ -252,7 +224,8 @@ class LogQueries:
         promoted_match = f"contains(lower({PROMOTED_ATTRIBUTE_VALUES}), ?)"
         clauses.append(f"(contains(lower(body), ?) OR {promoted_match} OR {attribute_match})")
         params.extend([needle, needle, *attribute_params])
-        return self._page(clauses, params, limit, cursor, filters, in_windows=True)
+        clauses, params = _after_cursor(clauses, params, cursor)
+        return _page(self._newest(clauses, params, limit, cursor, filters), limit)
 
     def correlation(self, trace_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
         """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""
@@ -368,6 +341,15 @@ class LogQueries:
 
     def retention_cutoff(self, days: float, now_ns: int | None = None) -> int:
         return (time.time_ns() if now_ns is None else now_ns) - int(days * 86400 * NS)
+
+
+def _page(rows: list[tuple[Any, ...]], limit: int) -> Page:
+    """Up to ``limit`` of the newest-first ``rows``; a cursor when the one more asked for came back."""
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = Cursor(rows[-1][1], rows[-1][0]).encode()
+    return Page([log_record(row) for row in rows], next_cursor)
 
 
 def _after_cursor(

@@ -56,15 +56,20 @@ def _error(status: int, message: str, kind: str) -> Response:
     return response
 
 
+def _answer_kind() -> str:
+    """The encoding to answer in: the request's, or JSON when it is not one OTLP knows."""
+    with contextlib.suppress(otlp.OtlpError):
+        return otlp.media_type(request.content_type)
+    return otlp.JSON
+
+
 def _receive(
     message: Callable[[], Message],
     decode: Callable[[Any, otlp.Limits], otlp.Decoded],
     store: Callable[[list[Any]], bool],
     respond: Callable[[otlp.Decoded], Message],
 ) -> Response:
-    kind = otlp.JSON
-    with contextlib.suppress(otlp.OtlpError):
-        kind = otlp.media_type(request.content_type)
+    kind = _answer_kind()
     service = state()
     # Back-pressure: a burst waits briefly for the store; when it cannot catch up, the client is told
     # to come back later (429 + Retry-After, which the official OTLP exporters honour) instead of
@@ -120,12 +125,9 @@ def receive_traces() -> Response:
 def refuse_metrics() -> Response:
     """Metrics are not stored here. An SDK left at its defaults exports them to this port too; the
     answer says why and what to do, and OTLP exporters log it and do not retry a 404."""
-    kind = otlp.JSON
-    with contextlib.suppress(otlp.OtlpError):
-        kind = otlp.media_type(request.content_type)
     return _error(
         404,
         "pipetrace receives logs (/v1/logs) and traces (/v1/traces), not metrics: "
         "set OTEL_METRICS_EXPORTER=none, or send metrics to an OpenTelemetry Collector",
-        kind,
+        _answer_kind(),
     )
