@@ -34,6 +34,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from exporters.records import RECEIVED_DROPPED
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -105,29 +107,60 @@ def parse(body: bytes, kind: str, message: Callable[[], _M]) -> _M:
         raise OtlpError(f"body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise OtlpError("body must be a JSON object")
+    _hex_ids_to_base64(document)
     try:
-        json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
         raise OtlpError(f"body is not a valid OTLP/JSON {type(request).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise OtlpError("body nests values too deeply") from exc
     return request
 
 
-def _hex_ids_to_base64(node: Any) -> Any:
+# Stands in for an id that is not hex, so that its record alone is refused (``_id``), not the request.
+_NOT_HEX = b"\x00pipetrace: not hex\x00"
+_NOT_HEX_BASE64 = base64.b64encode(_NOT_HEX).decode("ascii")
+_LOG_IDS = ("traceId", "spanId", "trace_id", "span_id")
+_SPAN_IDS = (*_LOG_IDS, "parentSpanId", "parent_span_id")
+
+
+def _items(node: Any, *names: str) -> list[Any]:
+    """The objects listed under the first of ``names`` that ``node`` has (OTLP/JSON's camelCase, or
+    the snake_case some senders use), or none."""
     if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    value = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                except ValueError as exc:
-                    raise OtlpError(f"{key} {value!r} is not hex") from exc
-            else:
-                value = _hex_ids_to_base64(value)
-            out[key] = value
-        return out
-    if isinstance(node, list):
-        return [_hex_ids_to_base64(item) for item in node]
-    return node
+        for name in names:
+            value = node.get(name)
+            if isinstance(value, list):
+                return [item for item in value if isinstance(item, dict)]
+    return []
+
+
+def _ids_to_base64(node: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        value = node.get(name)
+        if isinstance(value, str):
+            try:
+                node[name] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            except ValueError:
+                node[name] = _NOT_HEX_BASE64
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    """Rewrite the hex ids of OTLP/JSON as the base64 protobuf's JSON mapping reads, in place.
+
+    Only where OTLP puts ids: a field of the same name elsewhere (inside an unknown field, say) is
+    not ours to read, and the parser ignores unknown fields whatever they hold.
+    """
+    for resource in _items(document, "resourceLogs", "resource_logs"):
+        for scope in _items(resource, "scopeLogs", "scope_logs"):
+            for record in _items(scope, "logRecords", "log_records"):
+                _ids_to_base64(record, _LOG_IDS)
+    for resource in _items(document, "resourceSpans", "resource_spans"):
+        for scope in _items(resource, "scopeSpans", "scope_spans"):
+            for span in _items(scope, "spans"):
+                _ids_to_base64(span, _SPAN_IDS)
+                for link in _items(span, "links"):
+                    _ids_to_base64(link, _LOG_IDS)
 
 
 def encode(message: Message, kind: str) -> bytes:
@@ -169,13 +202,60 @@ def key_values(pairs: Any) -> dict[str, Any]:
     return {kv.key: any_value(kv.value) for kv in pairs}
 
 
-def _resource(resource: ProtoResource, schema_url: str) -> Resource:
-    return Resource(key_values(resource.attributes), schema_url or None)
+class ReceivedResource(Resource):
+    """A resource as received, with the count of attributes its sender dropped (the SDK's has none)."""
+
+    def __init__(
+        self, attributes: dict[str, Any], schema_url: str | None, dropped_attributes_count: int
+    ) -> None:
+        super().__init__(attributes, schema_url)
+        self.dropped_attributes_count = dropped_attributes_count
 
 
-def _scope(scope: InstrumentationScope, schema_url: str) -> SdkScope:
-    attributes: dict[str, Any] = key_values(scope.attributes)
-    return SdkScope(scope.name, scope.version or None, schema_url or None, attributes or None)
+class ReceivedScope(SdkScope):
+    """An instrumentation scope as received, with its dropped attribute count."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str | None,
+        schema_url: str | None,
+        attributes: dict[str, Any] | None,
+        dropped_attributes_count: int,
+    ) -> None:
+        super().__init__(name, version, schema_url, attributes)
+        self.dropped_attributes_count = dropped_attributes_count
+
+
+class UnknownSeverity(int):
+    """A severity number outside 1..24: OTLP allows it, so the record keeps it. ``value`` is what the
+    SDK's encoder reads from a ``SeverityNumber``."""
+
+    @property
+    def value(self) -> int:
+        return int(self)
+
+
+def _resource(resource: ProtoResource, schema_url: str, limits: Limits) -> Resource:
+    attributes, dropped = limits.attributes_and_dropped(resource.attributes)
+    return ReceivedResource(attributes, schema_url or None, resource.dropped_attributes_count + dropped)
+
+
+def _scope(scope: InstrumentationScope, schema_url: str, limits: Limits) -> SdkScope:
+    attributes, dropped = limits.attributes_and_dropped(scope.attributes)
+    return ReceivedScope(
+        scope.name, scope.version or None, schema_url or None, attributes or None,
+        scope.dropped_attributes_count + dropped,
+    )  # fmt: skip
+
+
+def _severity(number: int) -> SeverityNumber | UnknownSeverity | None:
+    if not number:
+        return None
+    try:
+        return SeverityNumber(number)
+    except ValueError:
+        return UnknownSeverity(number)
 
 
 # OTLP times are unsigned 64-bit; the store keeps signed 64-bit nanoseconds (up to 2262-04-11).
@@ -191,6 +271,8 @@ def _time(value: int, what: str) -> int | None:
 def _id(raw: bytes, size: int, what: str) -> int:
     if len(raw) == 0:
         return 0
+    if raw == _NOT_HEX:
+        raise ValueError(f"{what} is not hex")
     if len(raw) != size:
         raise ValueError(f"{what} must be {size} bytes, got {len(raw)}")
     return int.from_bytes(raw, "big")
@@ -211,11 +293,17 @@ class Decoded:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one received record may hold (the OTel SDK's attribute limits, applied on receipt):
-    attributes beyond ``max_attributes`` are dropped, longer string values are cut."""
+    """What one received record may hold: OpenTelemetry's attribute limits, applied on receipt.
+
+    Attributes beyond ``max_attributes`` are dropped and counted in the record's (or resource's, or
+    scope's) ``dropped_attributes_count``, as the SDK does. String and bytes values longer than
+    ``max_value_length`` are cut, as the SDK does, when that limit is set (by default it is not, as
+    in the SDK: a request's size is bounded by the receiver's request limit instead). Bodies and the
+    elements of arrays and maps are never cut.
+    """
 
     max_attributes: int = 128
-    max_value_length: int = 8192
+    max_value_length: int | None = None
 
     @functools.cached_property
     def sdk(self) -> LogRecordLimits:
@@ -229,16 +317,27 @@ class Limits:
         )
 
     def attributes(self, pairs: Any) -> dict[str, Any]:
+        return self.attributes_and_dropped(pairs)[0]
+
+    def attributes_and_dropped(self, pairs: Any) -> tuple[dict[str, Any], int]:
+        """The attributes kept and how many were dropped (beyond the limit, or a key sent twice, of
+        which the last is kept as the SDK keeps it)."""
         kept = pairs if len(pairs) <= self.max_attributes else list(pairs)[: self.max_attributes]
-        return {kv.key: self.value(any_value(kv.value)) for kv in kept}
+        if self.max_value_length is None:
+            values = {kv.key: any_value(kv.value) for kv in kept}
+        else:
+            values = {kv.key: self.value(any_value(kv.value)) for kv in kept}
+        return values, len(pairs) - len(values)
 
     def value(self, value: Any) -> Any:
+        if self.max_value_length is None:
+            return value
         if isinstance(value, str | bytes):
             return value[: self.max_value_length]
         if isinstance(value, list):
-            return [self.value(item) for item in value[: self.max_attributes]]
+            return [self.value(item) for item in value]
         if isinstance(value, dict):
-            return {key: self.value(item) for key, item in list(value.items())[: self.max_attributes]}
+            return {key: self.value(item) for key, item in value.items()}
         return value
 
 
@@ -248,32 +347,37 @@ DEFAULT_LIMITS = Limits()
 def decode_logs(request: ExportLogsServiceRequest, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     out = Decoded([])
     for resource_logs in request.resource_logs:
-        resource = _resource(resource_logs.resource, resource_logs.schema_url)
+        resource = _resource(resource_logs.resource, resource_logs.schema_url, limits)
         for scope_logs in resource_logs.scope_logs:
-            scope = _scope(scope_logs.scope, scope_logs.schema_url)
+            scope = _scope(scope_logs.scope, scope_logs.schema_url, limits)
             for proto in scope_logs.log_records:
                 try:
                     trace_id = _id(proto.trace_id, 16, "trace_id")
                     span_id = _id(proto.span_id, 8, "span_id")
-                    severity = SeverityNumber(proto.severity_number) if proto.severity_number else None
                     timestamp = _time(proto.time_unix_nano, "time_unix_nano")
                     observed = _time(proto.observed_time_unix_nano, "observed_time_unix_nano")
                 except ValueError as exc:
                     out.reject(f"log record rejected: {exc}")
                     continue
+                attributes, dropped = limits.attributes_and_dropped(proto.attributes)
+                severity: Any = _severity(proto.severity_number)
+                body: Any = any_value(proto.body) if proto.HasField("body") else None
                 record = LogRecord(
                     timestamp=timestamp,
                     observed_timestamp=observed,
                     severity_text=proto.severity_text or None,
                     severity_number=severity,
-                    body=limits.value(any_value(proto.body)) if proto.HasField("body") else None,
-                    attributes=limits.attributes(proto.attributes),
+                    body=body,
+                    attributes=attributes,
                     event_name=proto.event_name or None,
                 )
-                # Set after construction: the constructor would otherwise take ids from the current span.
+                # Set after construction: the constructor would otherwise take ids from the current span
+                # and fill an absent observed time with the time of receipt.
+                record.observed_timestamp = observed  # type: ignore[assignment]  # None: absent, as sent
                 record.trace_id = trace_id
                 record.span_id = span_id
-                record.trace_flags = TraceFlags(proto.flags & 0xFF)
+                record.trace_flags = TraceFlags(proto.flags)  # all 32 bits, not only the W3C eight
+                setattr(record, RECEIVED_DROPPED, proto.dropped_attributes_count + dropped)
                 out.records.append(
                     ReadWriteLogRecord(
                         log_record=record, resource=resource, instrumentation_scope=scope, limits=limits.sdk
@@ -285,9 +389,9 @@ def decode_logs(request: ExportLogsServiceRequest, limits: Limits = DEFAULT_LIMI
 def decode_spans(request: ExportTraceServiceRequest, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     out = Decoded([])
     for resource_spans in request.resource_spans:
-        resource = _resource(resource_spans.resource, resource_spans.schema_url)
+        resource = _resource(resource_spans.resource, resource_spans.schema_url, limits)
         for scope_spans in resource_spans.scope_spans:
-            scope = _scope(scope_spans.scope, scope_spans.schema_url)
+            scope = _scope(scope_spans.scope, scope_spans.schema_url, limits)
             for proto in scope_spans.spans:
                 try:
                     out.records.append(_span(proto, resource, scope, limits))

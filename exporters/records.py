@@ -7,6 +7,7 @@ a resource is encoded once per batch, not once per record.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from exporters import anyvalue
+
 # The attribute keys under which instrumentation records pipeline context; promoted to columns.
 PIPELINE_ID = "pipeline.id"
 RUN_ID = "pipeline.run_id"
@@ -30,23 +33,34 @@ STAGE = "pipeline.stage"
 LOG_SCHEMA = pa.schema(
     [
         ("id", pa.uint64()),
+        # The time the store orders and filters by: the record's own time, else its observed time, else
+        # when it was received. ``time_absent`` says the record had no time of its own.
         ("timestamp", pa.timestamp("ns")),
+        ("time_absent", pa.bool_()),
         ("observed_timestamp", pa.timestamp("ns")),
         ("trace_id", pa.string()),
         ("span_id", pa.string()),
-        ("trace_flags", pa.uint8()),
+        ("flags", pa.uint32()),
         ("severity_text", pa.string()),
-        ("severity_number", pa.uint8()),
+        ("severity_number", pa.int32()),
         ("service_name", pa.string()),
         ("body", pa.string()),
+        ("body_value", pa.string()),
         ("event_name", pa.string()),
         ("scope_name", pa.string()),
         ("scope_version", pa.string()),
+        ("scope_schema_url", pa.string()),
+        ("scope_attributes", pa.string()),
+        ("scope_dropped_attributes_count", pa.uint32()),
         ("pipeline_id", pa.string()),
         ("run_id", pa.string()),
         ("stage", pa.string()),
         ("attributes", pa.string()),
+        ("typed_values", pa.bool_()),
+        ("dropped_attributes_count", pa.uint32()),
         ("resource_attributes", pa.string()),
+        ("resource_schema_url", pa.string()),
+        ("resource_dropped_attributes_count", pa.uint32()),
     ]
 )
 
@@ -96,7 +110,7 @@ def to_json(value: Any) -> str:
 
 
 class _ResourceCache:
-    """Encodes each distinct resource (and scope) of a batch once."""
+    """Encodes each distinct resource of a batch of spans once."""
 
     def __init__(self) -> None:
         self._resources: dict[int, tuple[Resource | None, str | None, str, Mapping[str, Any]]] = {}
@@ -111,16 +125,6 @@ class _ResourceCache:
             self._resources[id(resource)] = hit
         return hit[1], hit[2], hit[3]
 
-    def get(
-        self, resource: Resource | None, scope: InstrumentationScope | None
-    ) -> tuple[str | None, str, str | None, str | None]:
-        service, resource_json, _ = self.resource(resource)
-        known = self._scopes.get(id(scope))
-        if known is None or known[0] is not scope:
-            known = (scope, scope.name if scope else None, (scope.version or None) if scope else None)
-            self._scopes[id(scope)] = known
-        return service, resource_json, known[1], known[2]
-
 
 def _context_value(key: str, attrs: Mapping[str, Any], resource: Mapping[str, Any]) -> str | None:
     value = attrs.get(key)
@@ -130,12 +134,27 @@ def _context_value(key: str, attrs: Mapping[str, Any], resource: Mapping[str, An
 
 
 # Enum.value is a descriptor call; a dict lookup is several times cheaper per record.
-_SEVERITY_VALUE: dict[SeverityNumber | None, int | None] = {s: s.value for s in SeverityNumber}
+_SEVERITY_VALUE: dict[Any, int | None] = {s: s.value for s in SeverityNumber}
 _SEVERITY_VALUE[None] = None
+
+
+def _severity_value(severity: Any) -> int | None:
+    """A severity's number; a number outside 1..24 (OTLP allows them) is kept as it came."""
+    known = _SEVERITY_VALUE.get(severity, _MISSING)
+    return int(severity) if known is _MISSING else known  # type: ignore[return-value]
+
+
+_MISSING = object()
 
 _log_record = attrgetter("log_record")
 _resource = attrgetter("resource")
 _scope = attrgetter("instrumentation_scope")
+_dropped = attrgetter("dropped_attributes")
+
+# A received record's dropped count as its sender gave it (``exporters.otlp_codec`` sets it); the
+# SDK's own count (``dropped_attributes``) holds what a local limit removed.
+RECEIVED_DROPPED = "pipetrace_dropped_attributes"
+_received_dropped = attrgetter(RECEIVED_DROPPED)
 
 
 def _column(records: list[Any], name: str) -> list[Any]:
@@ -155,95 +174,196 @@ def _hex_ids(ids: list[int | None], width: str) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(known.values()), pa.string()))
 
 
-def _attributes_json(records: list[Any]) -> str:
-    """Every record's attributes as one JSON array, in one ``orjson`` call.
-
-    One call per batch, not per record: on this machine ``orjson.dumps`` costs about 2 us a call
-    whatever the size, while the whole batch costs 0.1 us a record. The store splits the array
-    back into rows in SQL, off the GIL. Keys keep their order (not sorted): a record sent again (retry,
-    replay) has the same text and so the same id, and sorting would cost every record for nothing.
-    """
-    # BoundedAttributes iterates under a lock, key by key; its plain dict is serialised in one step.
-    plain = [getattr(attrs, "_dict", attrs) or _EMPTY for attrs in _column(records, "attributes")]
-    return orjson.dumps(plain, default=_json_default).decode()
-
-
 _EMPTY: dict[str, Any] = {}
+
+# The columns that describe where a record comes from (its resource and scope), in ``LOG_ROW_SCHEMA``.
+_DESCRIBED = (
+    "service_name",
+    "resource_attributes",
+    "resource_schema_url",
+    "resource_dropped_attributes_count",
+    "scope_name",
+    "scope_version",
+    "scope_schema_url",
+    "scope_attributes",
+    "scope_dropped_attributes_count",
+)
+
+
+def _described(resource: Resource | None, scope: InstrumentationScope | None) -> tuple[tuple[Any, ...], bool]:
+    """The ``_DESCRIBED`` columns of one (resource, scope) pair, and whether they need the typed form."""
+    attrs: Mapping[str, Any] = resource.attributes if resource is not None else _EMPTY
+    service = attrs.get("service.name")
+    resource_json = anyvalue.plain_json(dict(attrs))
+    scope_attrs = dict(scope.attributes or {}) if scope is not None else {}
+    scope_json = anyvalue.plain_json(scope_attrs) if scope_attrs else None
+    typed = resource_json is None or (bool(scope_attrs) and scope_json is None)
+    if typed:
+        resource_json = orjson.dumps(anyvalue.typed_map(attrs)).decode()
+        scope_json = orjson.dumps(anyvalue.typed_map(scope_attrs)).decode() if scope_attrs else None
+    columns = (
+        str(service) if service is not None else None,
+        resource_json,
+        (resource.schema_url or None) if resource is not None else None,
+        getattr(resource, "dropped_attributes_count", 0),
+        scope.name if scope is not None else None,
+        (scope.version or None) if scope is not None else None,
+        (scope.schema_url or None) if scope is not None else None,
+        scope_json,
+        getattr(scope, "dropped_attributes_count", 0),
+    )
+    return columns, typed
 
 
 @dataclass(frozen=True)
 class LogRows:
     """A batch of log records shaped for the store: ``columns`` (one row per record, numbered by
-    ``row``) and ``attributes``, a JSON array whose element *i* holds row *i*'s attributes."""
+    ``row``) and ``attributes``, a JSON array whose element *i* holds row *i*'s attributes.
+
+    ``key`` names the delivery: a 128-bit digest of everything the batch holds, in order. The store
+    keeps one copy of a delivery (a retry, a replay, a spool drained twice) and every record of it,
+    identical ones included. None means a delivery of its own, never a repeat.
+    """
 
     columns: pa.Table
     attributes: str
+    key: int | None = None
 
     @property
     def num_rows(self) -> int:
         return int(self.columns.num_rows)
 
 
-def _same_for_all(batch: Sequence[ReadableLogRecord]) -> bool:
-    """Whether every record shares one resource and one scope (the usual case), checked by identity."""
-    return len(set(map(id, map(_resource, batch)))) == 1 and len(set(map(id, map(_scope, batch)))) == 1
+def _delivery_key(parts: Sequence[Any]) -> int:
+    """The digest of a batch's content. ``repr`` of plain Python values is exact and deterministic
+    (ints, strings, floats, bytes, dicts in insertion order), and one call covers the whole batch."""
+    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=16).digest(), "big")
 
 
-def log_table(batch: Sequence[ReadableLogRecord]) -> LogRows:
+def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None) -> LogRows:
     """Columns for the ``logs`` table, one row per record, as the store's ``incoming`` rows.
 
     This is the part of exporting that holds the GIL, and every microsecond of it is taken from the
     threads that emit, so per-record work runs in C loops (``map`` over attribute getters) rather
     than Python bytecode: columns are pulled out with ``attrgetter``, per-batch constants (resource,
-    scope) are repeated by Arrow, fix-ups (missing timestamps, empty names) are Arrow compute kernels,
-    and the record id and promoted pipeline columns are left to the store, which derives them in SQL.
+    scope) are repeated by Arrow, fix-ups are Arrow compute kernels, and the record id and promoted
+    pipeline columns are left to the store, which derives them in SQL.
+
+    Nothing is invented: a record without a time keeps ``time_absent``; the store orders it by its
+    observed time, else by ``received_ns`` (now), which is not part of the delivery's key.
     """
     n = len(batch)
     if n == 0:
         return LogRows(LOG_ROW_SCHEMA.empty_table(), "[]")
     records = list(map(_log_record, batch))
-    cache = _ResourceCache()
-    if _same_for_all(batch):
-        service, resource_json, scope_name, scope_version = cache.get(
-            batch[0].resource, batch[0].instrumentation_scope
-        )
+    pairs: dict[tuple[int, int], int] = {}
+    descriptions: list[tuple[Any, ...]] = []
+    typed_pairs: list[bool] = []
+    for item in batch if not _same_for_all(batch) else batch[:1]:
+        ident = (id(item.resource), id(item.instrumentation_scope))
+        if ident not in pairs:
+            pairs[ident] = len(descriptions)
+            columns_of_pair, typed_pair = _described(item.resource, item.instrumentation_scope)
+            descriptions.append(columns_of_pair)
+            typed_pairs.append(typed_pair)
+    if len(descriptions) == 1:
+        pair_of_row: list[int] | None = None
         described = {
-            "service_name": pa.repeat(service, n).cast(pa.string()),
-            "scope_name": pa.repeat(scope_name, n).cast(pa.string()),
-            "scope_version": pa.repeat(scope_version, n).cast(pa.string()),
-            "resource_attributes": pa.repeat(resource_json, n).cast(pa.string()),
+            name: pa.repeat(descriptions[0][i], n).cast(LOG_ROW_SCHEMA.field(name).type)
+            for i, name in enumerate(_DESCRIBED)
         }
     else:
-        rows = [cache.get(r.resource, r.instrumentation_scope) for r in batch]
+        pair_of_row = [pairs[(id(r.resource), id(r.instrumentation_scope))] for r in batch]
         described = {
-            name: pa.array([row[i] for row in rows], pa.string())
-            for i, name in enumerate(("service_name", "resource_attributes", "scope_name", "scope_version"))
+            name: pa.array([descriptions[p][i] for p in pair_of_row], LOG_ROW_SCHEMA.field(name).type)
+            for i, name in enumerate(_DESCRIBED)
         }
-    observed = pa.array(_column(records, "observed_timestamp"), pa.int64())
-    observed = pc.if_else(pc.equal(observed, 0), None, observed)
-    timestamps = pa.array(_column(records, "timestamp"), pa.int64())
-    timestamps = pc.coalesce(pc.if_else(pc.equal(timestamps, 0), None, timestamps), observed, time.time_ns())
+    attributes_json, typed_rows = _attributes_json(records, typed_pairs, pair_of_row)
+    raw_times = _column(records, "timestamp")
+    raw_observed = _column(records, "observed_timestamp")
+    trace_ids = _column(records, "trace_id")
+    span_ids = _column(records, "span_id")
+    flags = list(map(int, _column(records, "trace_flags")))
+    severity_texts = _column(records, "severity_text")
+    severities = list(map(_severity_value, _column(records, "severity_number")))
     bodies = _column(records, "body")
+    event_names = _column(records, "event_name")
+    dropped = [a + b for a, b in zip(map(_dropped, batch), _received_drops(records), strict=True)]
+    key = _delivery_key(
+        (raw_times, raw_observed, trace_ids, span_ids, flags, severity_texts, severities, bodies,
+         event_names, dropped, descriptions, pair_of_row, attributes_json)
+    )  # fmt: skip
+    body_values: list[str | None] | None = None
     if not set(map(type, bodies)) <= _PLAIN_BODIES:
-        bodies = [b if b is None or b.__class__ is str else to_json(b) for b in bodies]
-    event_names = pa.array(_column(records, "event_name"), pa.string())
+        body_values = [None if b is None or b.__class__ is str else _body_value(b) for b in bodies]
+        bodies = [b if b is None or b.__class__ is str else anyvalue.plain_text(b) for b in bodies]
+    observed = pa.array(raw_observed, pa.int64())
+    observed = pc.if_else(pc.equal(observed, 0), None, observed)
+    own_time = pa.array(raw_times, pa.int64())
+    own_time = pc.if_else(pc.equal(own_time, 0), None, own_time)
+    ordered = pc.coalesce(own_time, observed, time.time_ns() if received_ns is None else received_ns)
+    event_name_array = pa.array(event_names, pa.string())
     columns: dict[str, pa.Array] = {
-        "timestamp": timestamps.cast(pa.timestamp("ns")),
+        "timestamp": ordered.cast(pa.timestamp("ns")),
+        "time_absent": pc.is_null(own_time),
         "observed_timestamp": observed.cast(pa.timestamp("ns")),
-        "trace_id": _hex_ids(_column(records, "trace_id"), "032x"),
-        "span_id": _hex_ids(_column(records, "span_id"), "016x"),
-        "trace_flags": pa.array(_column(records, "trace_flags"), pa.uint8()),
-        "severity_text": pa.array(_column(records, "severity_text"), pa.string()),
-        "severity_number": pa.array(
-            list(map(_SEVERITY_VALUE.__getitem__, _column(records, "severity_number"))), pa.uint8()
-        ),
+        "trace_id": _hex_ids(trace_ids, "032x"),
+        "span_id": _hex_ids(span_ids, "016x"),
+        "flags": pa.array(flags, pa.uint32()),
+        "severity_text": pa.array(severity_texts, pa.string()),
+        "severity_number": pa.array(severities, pa.int32()),
         "body": pa.array(bodies, pa.string()),
-        "event_name": pc.if_else(pc.equal(event_names, ""), None, event_names),
+        "body_value": pa.array(body_values, pa.string()) if body_values else pa.nulls(n, pa.string()),
+        "event_name": pc.if_else(pc.equal(event_name_array, ""), None, event_name_array),
+        "typed_values": pa.array(typed_rows, pa.bool_()) if typed_rows else pa.repeat(False, n),
+        "dropped_attributes_count": pa.array(dropped, pa.uint32()),
         "row": pa.array(range(n), pa.int32()),
         **described,
     }
     table = pa.Table.from_arrays([columns[f.name] for f in LOG_ROW_SCHEMA], schema=LOG_ROW_SCHEMA)
-    return LogRows(table, _attributes_json(records))
+    return LogRows(table, attributes_json, key)
+
+
+def _body_value(body: Any) -> str:
+    return orjson.dumps(anyvalue.any_value(body)).decode()
+
+
+def _received_drops(records: list[Any]) -> list[int]:
+    try:
+        return list(map(_received_dropped, records))
+    except AttributeError:  # the usual case: records made in this process carry no received count
+        return [getattr(r, RECEIVED_DROPPED, 0) for r in records]
+
+
+def _attributes_json(
+    records: list[Any], typed_pairs: list[bool], pair_of_row: list[int] | None
+) -> tuple[str, list[bool] | None]:
+    """Every record's attributes as one JSON array, and which rows are in the typed form (None: none).
+
+    One ``orjson`` call per batch, not per record, when every value is plain JSON (see
+    ``exporters.anyvalue``): on this machine ``orjson.dumps`` costs about 2 us a call whatever the size,
+    while the whole batch costs 0.1 us a record. The store splits the array back into rows in SQL, off
+    the GIL. Keys keep their order.
+    """
+    # BoundedAttributes iterates under a lock, key by key; its plain dict is serialised in one step.
+    plain = [getattr(attrs, "_dict", attrs) or _EMPTY for attrs in _column(records, "attributes")]
+    if not any(typed_pairs):
+        text = anyvalue.plain_json(plain)
+        if text is not None:
+            return text, None
+    texts: list[str] = []
+    typed_rows: list[bool] = []
+    for index, attrs in enumerate(plain):
+        forced = typed_pairs[pair_of_row[index] if pair_of_row is not None else 0]
+        encoded = None if forced else anyvalue.plain_json(attrs)
+        typed_rows.append(encoded is None)
+        texts.append(encoded if encoded is not None else orjson.dumps(anyvalue.typed_map(attrs)).decode())
+    return "[" + ",".join(texts) + "]", typed_rows
+
+
+def _same_for_all(batch: Sequence[ReadableLogRecord]) -> bool:
+    """Whether every record shares one resource and one scope (the usual case), checked by identity."""
+    return len(set(map(id, map(_resource, batch)))) == 1 and len(set(map(id, map(_scope, batch)))) == 1
 
 
 _PLAIN_BODIES = {str, type(None)}

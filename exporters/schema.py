@@ -147,6 +147,42 @@ MIGRATIONS: tuple[Migration, ...] = (
         # stored before keep their attributes whole (0).
         ("ALTER TABLE logs ADD COLUMN promoted_keys UTINYINT DEFAULT 0",),
     ),
+    Migration(
+        6,
+        "every OTLP field of a log record, typed; deliveries stored once",
+        (
+            # ``timestamp`` stays the time rows are ordered and filtered by; a record that came without a
+            # time of its own says so here instead of showing a time it never had. Rows stored before
+            # cannot tell and keep false.
+            "ALTER TABLE logs ADD COLUMN time_absent BOOLEAN DEFAULT false",
+            # OTLP severity numbers are int32 and values outside 1..24 are kept.
+            "ALTER TABLE logs ALTER severity_number TYPE INTEGER",
+            # All 32 bits of the record's flags (trace_flags held the low 8; kept for rows stored before).
+            "ALTER TABLE logs ADD COLUMN flags UINTEGER",
+            # A body that is not a string, as its OTLP/JSON AnyValue (``body`` keeps text to search).
+            "ALTER TABLE logs ADD COLUMN body_value VARCHAR",
+            # See exporters.anyvalue: true when the attributes (the record's, its resource's and its
+            # scope's) are in the typed form.
+            "ALTER TABLE logs ADD COLUMN typed_values BOOLEAN DEFAULT false",
+            "ALTER TABLE logs ADD COLUMN dropped_attributes_count UINTEGER DEFAULT 0",
+            "ALTER TABLE logs ADD COLUMN resource_schema_url VARCHAR",
+            "ALTER TABLE logs ADD COLUMN resource_dropped_attributes_count UINTEGER DEFAULT 0",
+            "ALTER TABLE logs ADD COLUMN scope_schema_url VARCHAR",
+            "ALTER TABLE logs ADD COLUMN scope_attributes VARCHAR",
+            "ALTER TABLE logs ADD COLUMN scope_dropped_attributes_count UINTEGER DEFAULT 0",
+            # One row per delivery (a batch or request, by a digest of its content, see
+            # exporters.records.LogRows): a delivery seen before is not stored again, whatever its
+            # records hold. Record ids are no longer content hashes, so identical records all stay.
+            """
+            CREATE TABLE deliveries (
+                key UHUGEINT PRIMARY KEY,
+                signal VARCHAR NOT NULL,
+                received_at TIMESTAMP_NS NOT NULL,
+                records INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

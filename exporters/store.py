@@ -11,6 +11,8 @@ import json
 import logging
 import tempfile
 import threading
+import time
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,12 +36,6 @@ _logger = logging.getLogger(__name__)
 # closes the race; programs without pandas are unaffected.
 with contextlib.suppress(ImportError):
     import pandas  # noqa: F401
-
-# A log record's id is a hash of its content, computed here in one vectorised step rather than per
-# record in Python: the same record exported twice gets the same id. DuckDB's hash() is stable within
-# the pinned DuckDB minor version; see README, "Stable record ids".
-LOG_ID = """hash(timestamp, observed_timestamp, trace_id, span_id, severity_number, severity_text, body,
-    event_name, attributes, resource_attributes, scope_name, scope_version)"""
 
 # Queries ordered and cut to at most this many rows (the log routes' pages: up to 1,000 and one
 # more) find their rows on the filter and sort columns first and read the other columns for those
@@ -77,40 +73,41 @@ PROMOTED_ATTRIBUTE_VALUES = "concat_ws(chr(31), {})".format(
         for bit, (_, column) in enumerate(PROMOTED_KEYS)
     )
 )
-# Insert only rows whose id is not stored yet. The id covers the timestamp, so only stored rows inside
-# the batch's own time window can collide: the window lets DuckDB skip every other row group.
 # The attributes arrive as one JSON array beside the rows (see ``exporters.records.LogRows``); it is
 # split here, element i to row i.
 _INCOMING_ROWS = """(
-    SELECT * EXCLUDE ("row") FROM incoming JOIN (
+    SELECT * FROM incoming JOIN (
         SELECT unnest(range(len(list)))::INTEGER AS "row", unnest(list)::VARCHAR AS attributes
         FROM (SELECT json_extract($attributes, '$[*]') AS list)
     ) USING ("row")
 )"""
+# A delivery (see ``exporters.records.LogRows``) is stored once: its key goes in first, and a key
+# already there means the batch was stored before, so nothing else runs. Every record of a new
+# delivery is stored, identical ones included; its id is the delivery's key and its place in it.
+_INSERT_DELIVERY = """
+INSERT INTO deliveries VALUES ($key::UHUGEINT, $signal, make_timestamp_ns($now), $records)
+ON CONFLICT DO NOTHING RETURNING 1
+"""
 _INSERT_LOGS = f"""
 INSERT INTO logs BY NAME
-SELECT DISTINCT ON (id) * EXCLUDE (own, inherited, kinds) REPLACE ({_WITHOUT_PROMOTED} AS attributes) FROM (
+SELECT * EXCLUDE (own, inherited, kinds, "row") REPLACE ({_WITHOUT_PROMOTED} AS attributes) FROM (
     SELECT *, {_PROMOTED}, ({_PROMOTED_BITS})::UTINYINT AS promoted_keys FROM (
-        SELECT {LOG_ID} AS id, json_extract_string(attributes, {_PATHS}) AS own,
+        SELECT hash($key::UHUGEINT, "row") AS id, json_extract_string(attributes, {_PATHS}) AS own,
                json_extract_string(resource_attributes, {_PATHS}) AS inherited,
                json_type(attributes, {_PATHS}) AS kinds, *
         FROM {_INCOMING_ROWS}
     )
-) AS fresh
-WHERE fresh.id NOT IN (
-    SELECT id FROM logs WHERE timestamp BETWEEN make_timestamp_ns($lo) AND make_timestamp_ns($hi)
 )
 """
 
-# Each batch's traces and their time windows: rows the batch repeats (already stored) only widen a window
-# over logs that exist, so the window always covers every stored log of the trace.
+# Each batch's traces and their time windows.
 _INSERT_TRACE_WINDOWS = """
 INSERT INTO trace_windows
 SELECT hash(trace_id), min(timestamp), max(timestamp) FROM incoming WHERE trace_id IS NOT NULL GROUP BY ALL
 """
 
 # The batch's (hour, gram) pairs the search index lacks; the new ones come back to update its copy in
-# memory. Rows the batch repeats only add grams of text that is stored, never a wrong one.
+# memory.
 _INSERT_GRAMS = f"""
 INSERT INTO search_grams
 SELECT block, gram FROM ({grams_sql(_INCOMING_ROWS)}) AS fresh
@@ -122,7 +119,7 @@ WHERE NOT EXISTS (
 RETURNING block, gram
 """
 
-_LOG_STATEMENTS = (_INSERT_LOGS, _INSERT_TRACE_WINDOWS, _INSERT_GRAMS)
+_LOG_STATEMENTS = (_INSERT_DELIVERY, _INSERT_LOGS, _INSERT_TRACE_WINDOWS, _INSERT_GRAMS)
 
 _INSERT_SPANS = """
 INSERT INTO spans BY NAME
@@ -264,13 +261,19 @@ class TelemetryStore:
                 cur.close()
 
     def insert_logs(self, batch: LogRows) -> int:
-        """Store log rows not stored before; return how many were new."""
-        stored, _, grams = self._insert(
-            _LOG_STATEMENTS,
-            "timestamp",
-            batch.columns,
-            {"attributes": batch.attributes},
-        )
+        """Store a delivery of log rows unless it was stored before; return how many rows were stored."""
+        key = batch.key if batch.key is not None else uuid.uuid4().int
+        params: dict[str, int | str] = {
+            "attributes": batch.attributes,
+            "key": str(key),
+            "signal": "logs",
+            "now": time.time_ns(),
+            "records": batch.num_rows,
+        }
+        results = self._insert(_LOG_STATEMENTS, "timestamp", batch.columns, params)
+        if not results:
+            return 0  # delivered before
+        _, stored, _, grams = results
         # After the commit: a search running meanwhile sees the batch as if it had asked a moment
         # earlier. A concurrent load() reads the committed pairs too; adding them twice is harmless.
         self._search_index.add(grams)
@@ -281,7 +284,10 @@ class TelemetryStore:
 
     def insert_spans(self, batch: pa.Table) -> int:
         """Store spans not stored before (by trace and span id); return how many were new."""
-        (stored,) = self._insert((_INSERT_SPANS,), "start_time", batch)
+        results = self._insert((_INSERT_SPANS,), "start_time", batch)
+        if not results:
+            return 0
+        (stored,) = results
         return int(stored[0][0]) if stored else 0
 
     def search_index(self) -> SearchIndex:
@@ -321,12 +327,13 @@ class TelemetryStore:
         statements: tuple[str, ...],
         time_column: str,
         batch: pa.Table,
-        params: dict[str, str] | None = None,
+        params: dict[str, int | str] | None = None,
     ) -> list[list[tuple[Any, ...]]]:
         """Run ``statements`` over ``batch`` (registered as ``incoming``) in one transaction; return
-        each one's rows (an INSERT's is its count, or what it RETURNs)."""
+        each one's rows (an INSERT's is its count, or what it RETURNs). A delivery stored before
+        (the first statement inserts its key and returns nothing) stops there: [] and nothing stored."""
         if batch.num_rows == 0:
-            return [[] for _ in statements]
+            return []
         times = batch.column(time_column).cast(pa.int64())
         window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
         with self.writer() as cur:
@@ -400,7 +407,10 @@ def _run_all(
     for statement in statements:
         # Each statement gets only the parameters it names: DuckDB refuses unused ones.
         used = {key: value for key, value in params.items() if f"${key}" in statement}
-        results.append(cur.execute(statement, used).fetchall())
+        rows = cur.execute(statement, used).fetchall()
+        if statement == _INSERT_DELIVERY and not rows:
+            return []  # this delivery was stored before
+        results.append(rows)
     return results
 
 

@@ -95,26 +95,56 @@ _SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "AnyValue": {
+        "description": "An OTLP/JSON AnyValue: exactly one of stringValue, boolValue, intValue (a decimal "
+        'string), doubleValue (a number, or "NaN", "Infinity", "-Infinity"), bytesValue (base64), '
+        "arrayValue {values: [AnyValue]}, kvlistValue {values: [{key, value: AnyValue}]}; "
+        "{} for an empty value.",
+        "type": "object",
+    },
+    "TypedMap": {
+        "description": "Attributes by key: a string value as a JSON string, any other value as its AnyValue.",
+        "type": "object",
+        "additionalProperties": {"oneOf": [{"type": "string"}, _ref("AnyValue")]},
+    },
     "LogRecord": {
         "type": "object",
-        "required": ["id", "timestamp", "severity_number", "body", "trace_id", "attributes", "resource"],
+        "required": [
+            "id",
+            "timestamp",
+            "sort_timestamp",
+            "severity_number",
+            "body",
+            "trace_id",
+            "attributes",
+            "resource",
+        ],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
-            "timestamp": {"type": "string"},
+            "timestamp": _nullable("string", description="The record's own time; null if it had none."),
             "observed_timestamp": _nullable("string"),
+            "sort_timestamp": {
+                "type": "string",
+                "description": "What the record is ordered and filtered by: its time, else its observed "
+                "time, else when it was received.",
+            },
             "severity_text": _nullable("string"),
             "severity_number": _nullable("integer"),
-            "body": _nullable("string"),
+            "body": {"oneOf": [{"type": "null"}, {"type": "string"}, _ref("AnyValue")]},
             "scope": {"oneOf": [{"type": "null"}, {"type": "object"}]},
             "trace_id": _nullable("string"),
             "span_id": _nullable("string"),
+            "flags": _nullable("integer"),
             "event_name": _nullable("string"),
             "service_name": _nullable("string"),
             "pipeline_id": _nullable("string"),
             "run_id": _nullable("string"),
             "stage": _nullable("string"),
-            "attributes": {"type": "object"},
-            "resource": {"type": "object"},
+            "attributes": _ref("TypedMap"),
+            "dropped_attributes_count": {"type": "integer"},
+            "resource": _ref("TypedMap"),
+            "resource_schema_url": _nullable("string"),
+            "resource_dropped_attributes_count": {"type": "integer"},
         },
     },
     "LogPage": {

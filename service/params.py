@@ -100,7 +100,7 @@ def parse_level(value: str) -> int:
 
 
 def level_name(severity_number: int | None) -> str:
-    if not severity_number:
+    if not severity_number or severity_number < 1:  # OTLP allows numbers outside 1..24
         return "UNSPECIFIED"
     names = list(LEVELS)
     return names[min((severity_number - 1) // 4, len(names) - 1)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from exporters import anyvalue
 from exporters.search_index import needle_grams
 from exporters.store import PROMOTED_ATTRIBUTE_VALUES, PROMOTED_KEYS, TelemetryStore
 from service.params import LEVELS, NS, Cursor, format_time, level_name
@@ -20,7 +21,9 @@ from service.params import LEVELS, NS, Cursor, format_time, level_name
 _LOG_COLUMNS = """
     id, epoch_ns(timestamp) AS ts, epoch_ns(observed_timestamp) AS observed, severity_text, severity_number,
     body, scope_name, scope_version, trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage,
-    attributes, resource_attributes, promoted_keys
+    attributes, resource_attributes, promoted_keys, time_absent, coalesce(flags, trace_flags) AS flags,
+    body_value, typed_values, dropped_attributes_count, resource_schema_url,
+    resource_dropped_attributes_count, scope_schema_url, scope_attributes, scope_dropped_attributes_count
 """
 _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
@@ -80,32 +83,50 @@ def _json(text: str | None) -> Any:
 
 
 def log_record(row: Sequence[Any]) -> dict[str, Any]:
+    """A stored log row as the API's record: every OTLP field, values typed (``exporters.anyvalue``),
+    ``timestamp`` null when the record had no time of its own (``sort_timestamp`` is what it is
+    ordered and filtered by)."""
     (record_id, ts, observed, severity_text, severity_number, body, scope_name, scope_version, trace_id,
      span_id, event_name, service_name, pipeline_id, run_id, stage, attributes, resource,
-     promoted_keys) = row  # fmt: skip
-    attributes_out = _json(attributes)
+     promoted_keys, time_absent, flags, body_value, typed_values, dropped, resource_schema_url,
+     resource_dropped, scope_schema_url, scope_attributes, scope_dropped) = row  # fmt: skip
+    attributes_out = anyvalue.api_map(attributes, typed_values)
     if promoted_keys:  # string attributes kept only in their columns (exporters.store) go back
         values = (pipeline_id, run_id, stage)
         for bit, (key, _) in enumerate(PROMOTED_KEYS):
             if promoted_keys >> bit & 1:
                 attributes_out[key] = values[bit]
+    has_scope = scope_name is not None or scope_attributes is not None or scope_schema_url is not None
     return {
         "id": format(record_id, "016x"),
-        "timestamp": format_time(ts),
+        "timestamp": None if time_absent else format_time(ts),
         "observed_timestamp": format_time(observed),
+        "sort_timestamp": format_time(ts),
         "severity_text": severity_text,
         "severity_number": severity_number,
-        "body": body,
-        "scope": {"name": scope_name, "version": scope_version} if scope_name is not None else None,
+        "body": orjson.loads(body_value) if body_value is not None else body,
+        "scope": {
+            "name": scope_name,
+            "version": scope_version,
+            "schema_url": scope_schema_url,
+            "attributes": anyvalue.api_map(scope_attributes, typed_values),
+            "dropped_attributes_count": scope_dropped or 0,
+        }
+        if has_scope
+        else None,
         "trace_id": trace_id,
         "span_id": span_id,
+        "flags": flags,
         "event_name": event_name,
         "service_name": service_name,
         "pipeline_id": pipeline_id,
         "run_id": run_id,
         "stage": stage,
         "attributes": attributes_out,
-        "resource": _json(resource),
+        "dropped_attributes_count": dropped or 0,
+        "resource": anyvalue.api_map(resource, typed_values),
+        "resource_schema_url": resource_schema_url,
+        "resource_dropped_attributes_count": resource_dropped or 0,
     }
 
 
@@ -199,7 +220,10 @@ class LogQueries:
 
     def search(self, text: str, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
-        needle = text.lower()
+        # Lower-cased by DuckDB, as the stored text is: Python's lower() differs for some letters (a
+        # final sigma, a dotted capital I) and then a needle would never match what is stored.
+        row = self.store.cursor().execute("SELECT lower(?)", [text]).fetchone()
+        needle = str(row[0]) if row else text.lower()
         grams = needle_grams(needle)
         if grams:
             # Only the hours whose text has every gram of the needle can hold a match.

@@ -113,10 +113,18 @@ class Settings(BaseSettings):
         description="How long an OTLP request waits for a free slot before it gets 429.",
     )
     attribute_count_limit: int = Field(
-        128, ge=1, validation_alias=_env("OTEL_ATTRIBUTE_COUNT_LIMIT", "attribute_count_limit")
+        128,
+        ge=1,
+        validation_alias=_env("OTEL_ATTRIBUTE_COUNT_LIMIT", "attribute_count_limit"),
+        description="Attributes a received record (or resource, or scope) keeps; the rest are dropped "
+        "and counted in its dropped_attributes_count.",
     )
-    attribute_value_length_limit: int = Field(
-        8192, ge=1, validation_alias=_env("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "attribute_value_length_limit")
+    attribute_value_length_limit: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=_env("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "attribute_value_length_limit"),
+        description="When set, longer string and bytes attribute values of received records are cut, as "
+        "the OTel SDK cuts them. Unset by default, as in the SDK: nothing is cut.",
     )
     max_concurrent_runs: int = Field(
         4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")

@@ -41,6 +41,35 @@ function levelOf(record) {
   return n ? LEVELS[Math.min(Math.floor((n - 1) / 4), LEVELS.length - 1)] : "UNSET";
 }
 
+// Log values keep OTLP's types in the API: a string, or an OTLP/JSON AnyValue object. Shown plain here.
+const ANY_VALUE_KEYS = ["stringValue", "boolValue", "intValue", "doubleValue", "bytesValue", "arrayValue", "kvlistValue"];
+
+function plainValue(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  const kind = ANY_VALUE_KEYS.find((key) => key in value);
+  if (kind === undefined) return Object.keys(value).length === 0 ? null : value;
+  const inner = value[kind];
+  if (kind === "intValue") return Number.isSafeInteger(Number(inner)) ? Number(inner) : String(inner);
+  if (kind === "bytesValue") return `bytes(base64) ${inner}`;
+  if (kind === "arrayValue") return (inner.values || []).map(plainValue);
+  if (kind === "kvlistValue") return Object.fromEntries((inner.values || []).map((kv) => [kv.key, plainValue(kv.value)]));
+  return inner;
+}
+
+function plainMap(map) {
+  return Object.fromEntries(Object.entries(map || {}).map(([key, value]) => [key, plainValue(value)]));
+}
+
+function bodyText(record) {
+  const body = plainValue(record.body);
+  return typeof body === "string" ? body : body === null || body === undefined ? "" : JSON.stringify(body);
+}
+
+// A record without a time of its own is placed by its observed (or received) time.
+function recordTime(record) {
+  return record.timestamp || record.sort_timestamp;
+}
+
 function shortTime(iso) {
   return iso ? iso.replace("T", " ").replace(/\.(\d{3})\d*Z$/, ".$1") : "";
 }
@@ -120,8 +149,8 @@ function details(record) {
       el("dt", {}, "span"), el("dd", {}, record.span_id || "-"),
       el("dt", {}, "service"), el("dd", {}, record.service_name || "-"),
       el("dt", {}, "scope"), el("dd", {}, record.scope ? record.scope.name : "-")),
-    block("attributes", record.attributes),
-    block("resource", record.resource),
+    block("attributes", plainMap(record.attributes)),
+    block("resource", plainMap(record.resource)),
   );
 }
 
@@ -133,12 +162,12 @@ function logRow(record, needle) {
   const row = el(
     "tr",
     { class: `log level-${level}`, tabindex: "0", "data-id": record.id, "aria-expanded": "false" },
-    el("td", { class: "time" }, shortTime(record.timestamp)),
+    el("td", { class: "time" }, shortTime(recordTime(record))),
     el("td", {}, el("span", { class: `badge level-${level}` }, level)),
     el("td", {}, record.pipeline_id || ""),
     el("td", { class: "run" }, record.run_id || ""),
     el("td", {}, record.stage || ""),
-    el("td", { class: "body" }, highlight(record.body || "", needle)),
+    el("td", { class: "body" }, highlight(bodyText(record), needle)),
     el("td", {}, traceCell),
   );
   const toggle = () => {
@@ -294,7 +323,7 @@ async function traceView(traceId, filters) {
     return () => {};
   }
   const spans = [...trace.spans].sort((a, b) => ns(a.start) - ns(b.start));
-  const times = [...spans.flatMap((s) => [ns(s.start), ns(s.end || s.start)]), ...trace.logs.map((l) => ns(l.timestamp))];
+  const times = [...spans.flatMap((s) => [ns(s.start), ns(s.end || s.start)]), ...trace.logs.map((l) => ns(recordTime(l)))];
   const t0 = Math.min(...times);
   const total = Math.max(Math.max(...times) - t0, 0.001);
   const depths = spanDepths(spans);
@@ -321,8 +350,8 @@ async function traceView(traceId, filters) {
       el("div", { class: "span-row" }, label, el("span", { class: "track" }, bar), el("span", { class: "span-ms" }, `${(span.duration_ms ?? 0).toFixed(1)} ms`)),
       ownLogs.length
         ? el("ul", { class: "span-logs", "aria-label": `Logs of span ${span.name}` }, ownLogs.map((record) => el("li", { class: `level-${levelOf(record)}` },
-            el("span", { class: `badge level-${levelOf(record)}` }, levelOf(record)), " ", shortTime(record.timestamp), " ", record.body || "",
-            " ", el("a", { href: `#/logs?q=${encodeURIComponent((record.body || "").slice(0, 60))}`, class: "log-link" }, "in logs"))))
+            el("span", { class: `badge level-${levelOf(record)}` }, levelOf(record)), " ", shortTime(recordTime(record)), " ", bodyText(record),
+            " ", el("a", { href: `#/logs?q=${encodeURIComponent(bodyText(record).slice(0, 60))}`, class: "log-link" }, "in logs"))))
         : "",
     );
     list.append(item);

@@ -66,8 +66,9 @@ def test_records_from_the_sdk_keep_every_field(store: TelemetryStore) -> None:
     assert warning["severity_text"] == "WARN" and warning["severity_number"] == 13
     assert warning["span_id"] == format(context.span_id, "016x")
     assert warning["pipeline_id"] == "p1"
-    assert warning["attributes"]["nested"] == {"a": [1, 2]}
-    assert warning["attributes"]["ok"] is True
+    numbers = {"arrayValue": {"values": [{"intValue": "1"}, {"intValue": "2"}]}}
+    assert warning["attributes"]["nested"] == {"kvlistValue": {"values": [{"key": "a", "value": numbers}]}}
+    assert warning["attributes"]["ok"] == {"boolValue": True}
     assert warning["scope"]["name"] == "exporter.test"
     assert warning["service_name"] == "exporter-test"
     assert warning["resource"]["deployment.environment"] == "test"

@@ -10,7 +10,7 @@ import pytest
 from exporters.records import log_table
 from exporters.schema import LATEST_VERSION, current_version
 from exporters.store import _LOG_STATEMENTS, TelemetryStore, _insert_from_parquet
-from tests.helpers import make_records
+from tests.helpers import make_record, make_records
 
 
 def test_new_database_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
@@ -41,22 +41,37 @@ def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
         TelemetryStore(path)
 
 
-def test_the_same_rows_inserted_twice_are_stored_once(tmp_path: Path) -> None:
+def test_the_same_delivery_is_stored_once(tmp_path: Path) -> None:
     store = TelemetryStore(tmp_path / "t.duckdb")
-    batch = log_table(make_records(50, start_ns=1_700_000_000_000_000_000))
-    assert store.insert_logs(batch) == 50
-    assert store.insert_logs(batch) == 0
-    # A batch overlapping the first: only its new half is stored.
+    records = make_records(50, start_ns=1_700_000_000_000_000_000)
+    assert store.insert_logs(log_table(records)) == 50
+    # Sent again, as a retry or a replay does (converted anew, received at another time): not stored.
+    assert store.insert_logs(log_table(records, received_ns=1)) == 0
+    # Another batch that shares half its records with the first is another delivery, stored whole:
+    # records are never matched one by one, so two real records that look alike both stay.
     overlapping = log_table(make_records(100, start_ns=1_700_000_000_000_000_000))
-    assert store.insert_logs(overlapping) == 50
-    assert store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM logs").fetchone() == (100, 100)
+    assert store.insert_logs(overlapping) == 100
+    assert store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM logs").fetchone() == (150, 150)
+    assert store.cursor().execute("SELECT count(*) FROM deliveries").fetchone() == (2,)
     store.close()
 
 
-def test_duplicates_inside_one_batch_are_stored_once(tmp_path: Path) -> None:
+def test_identical_records_in_one_batch_are_all_stored(tmp_path: Path) -> None:
     store = TelemetryStore(tmp_path / "t.duckdb")
     records = make_records(10, start_ns=1_700_000_000_000_000_000)
-    assert store.insert_logs(log_table(records + records[:4])) == 10
+    assert store.insert_logs(log_table(records + records[:4])) == 14
+    assert store.cursor().execute("SELECT count(DISTINCT id) FROM logs").fetchone() == (14,)
+    store.close()
+
+
+def test_a_record_without_times_keeps_them_absent_and_its_retry_is_not_stored(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "t.duckdb")
+    record = make_record("no clock here", timestamp=0)
+    record.log_record.observed_timestamp = None
+    assert store.insert_logs(log_table([record], received_ns=1_700_000_000_000_000_000)) == 1
+    assert store.insert_logs(log_table([record], received_ns=1_700_000_000_500_000_000)) == 0
+    row = store.cursor().execute("SELECT epoch_ns(timestamp), time_absent, observed_timestamp FROM logs")
+    assert row.fetchall() == [(1_700_000_000_000_000_000, True, None)]
     store.close()
 
 
@@ -106,13 +121,16 @@ def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path
         "lo": 1_700_000_000_000_000_000,
         "hi": 1_700_000_000_000_000_000 + 19_000_000,
         "attributes": rows.attributes,
+        "key": str(rows.key),
+        "signal": "logs",
+        "now": 1_700_000_000_000_000_000,
+        "records": 20,
     }
     with via_parquet.writer() as cur:
-        stored, _, grams = _insert_from_parquet(cur, statements, params, rows.columns)
+        _, stored, _, grams = _insert_from_parquet(cur, statements, params, rows.columns)
         assert stored == [(20,)]
         assert {gram for _, gram in grams} == {"rec", "eco", "cor", "ord"}  # of "record i", all new
-        stored, _, grams = _insert_from_parquet(cur, statements, params, rows.columns)
-        assert (stored, grams) == ([(0,)], [])  # deduplicated, nothing new to index
+        assert _insert_from_parquet(cur, statements, params, rows.columns) == []  # delivered before
     for query in (
         "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id",
         "SELECT block, gram FROM search_grams ORDER BY ALL",

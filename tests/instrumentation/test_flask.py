@@ -43,8 +43,8 @@ def test_an_incoming_traceparent_is_honoured(client: FlaskClient, service: Servi
     attributes = request_log["attributes"]
     assert attributes["http.request.method"] == "GET"  # type: ignore[index]
     assert attributes["http.route"] == "/api/logs/search"  # type: ignore[index]
-    assert attributes["http.response.status_code"] == 200  # type: ignore[index]
-    assert attributes["duration_ms"] >= 0  # type: ignore[index]
+    assert attributes["http.response.status_code"] == {"intValue": "200"}  # type: ignore[index]
+    assert attributes["duration_ms"]["doubleValue"] >= 0  # type: ignore[index]
     assert attributes["client.address"] == "127.0.0.1"  # type: ignore[index]
     assert request_log["service_name"] == "pipetrace"
     # The server span of the request is stored under the same trace id.

@@ -72,7 +72,8 @@ def test_pipeline_logs_are_newest_first(client: FlaskClient, seeded: ServiceStat
     assert set(first) == {
         "id", "timestamp", "observed_timestamp", "severity_text", "severity_number", "body", "scope",
         "trace_id", "span_id", "event_name", "service_name", "pipeline_id", "run_id", "stage", "attributes",
-        "resource",
+        "resource", "sort_timestamp", "flags", "dropped_attributes_count", "resource_schema_url",
+        "resource_dropped_attributes_count",
     }  # fmt: skip
     assert first["timestamp"] == "2026-05-28T20:27:20.000000000Z"
 

@@ -70,9 +70,11 @@ def test_official_otlp_exporters_round_trip(live_server: LiveServer, compression
     logs = found["logs"]
     assert [log["body"] for log in logs] == ["starting", "load failed: timeout", "done with ünïcode ✓"]
     starting, failed, done = logs
-    assert starting["attributes"]["rows"] == 10
-    assert starting["attributes"]["ratio"] == 0.5
-    assert starting["attributes"]["tags"] == ["a", "b"]
+    assert starting["attributes"]["rows"] == {"intValue": "10"}
+    assert starting["attributes"]["ratio"] == {"doubleValue": 0.5}
+    assert starting["attributes"]["tags"] == {
+        "arrayValue": {"values": [{"stringValue": "a"}, {"stringValue": "b"}]}
+    }
     assert starting["severity_text"] == "INFO" and starting["severity_number"] == 9
     assert starting["service_name"] == "client-app"
     assert starting["pipeline_id"] == "shop"  # promoted from the resource
@@ -138,7 +140,7 @@ def test_otlp_json_round_trip(live_server: LiveServer, gzipped: bool) -> None:
 
     found = live_server.get(f"/api/logs/correlation/{trace_id:032x}").json()
     assert [log["body"] for log in found["logs"]] == ["json one", "json two"]
-    assert found["logs"][0]["attributes"] == {"k": "v", "n": 7}
+    assert found["logs"][0]["attributes"] == {"k": "v", "n": {"intValue": "7"}}
     assert found["logs"][0]["span_id"] == "eee19b7ec3c1b174"
     assert [span["name"] for span in found["spans"]] == ["json-span"]
 

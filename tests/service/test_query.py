@@ -12,6 +12,7 @@ import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk.resources import Resource
 
+from exporters import anyvalue
 from exporters.records import LOG_ROW_SCHEMA, LogRows, log_table
 from exporters.schema import LATEST_VERSION, migrate
 from exporters.store import TelemetryStore
@@ -112,10 +113,13 @@ def _bulk_rows(count: int, start_ns: int) -> LogRows:
     """``count`` records a second apart from ``start_ns``, built in SQL: enough for several row groups
     without making SDK objects one by one."""
     table = duckdb.sql(
-        f"""SELECT make_timestamp_ns({start_ns} + i * 1000000000) AS timestamp,
+        f"""SELECT make_timestamp_ns({start_ns} + i * 1000000000) AS timestamp, false AS time_absent,
                    make_timestamp_ns({start_ns} + i * 1000000000 + 5) AS observed_timestamp,
                    md5((i // 50)::VARCHAR) AS trace_id, left(md5(i::VARCHAR), 16) AS span_id,
-                   1 AS trace_flags, CASE WHEN i % 37 = 0 THEN 'ERROR' ELSE 'INFO' END AS severity_text,
+                   1 AS flags, NULL AS body_value, NULL AS scope_schema_url, NULL AS scope_attributes,
+                   0 AS scope_dropped_attributes_count, false AS typed_values, 0 AS dropped_attributes_count,
+                   NULL AS resource_schema_url, 0 AS resource_dropped_attributes_count,
+                   CASE WHEN i % 37 = 0 THEN 'ERROR' ELSE 'INFO' END AS severity_text,
                    CASE WHEN i % 37 = 0 THEN 17 ELSE 9 END AS severity_number, 'bulk' AS service_name,
                    'record ' || i AS body, NULL AS event_name, 'tests' AS scope_name,
                    NULL AS scope_version, '{{"service.name":"bulk"}}' AS resource_attributes,
@@ -190,7 +194,7 @@ def test_a_trace_is_found_whole_across_batches_days_and_cleanups(tmp_path: Path)
     noise = [make_record(f"other {i}", timestamp=NOW - i * HOUR, trace_id=0xBEEF + i) for i in range(50)]
     store.insert_logs(log_table(first + noise))
     store.insert_logs(log_table(later))
-    store.insert_logs(log_table(first))  # sent again: stored once, the window unchanged
+    store.insert_logs(log_table(first + noise))  # sent again: stored once, the window unchanged
     logs, _, _ = queries.correlation(f"{trace:032x}")
     assert [log["body"] for log in logs] == ["starts", "ends"]
     # Pipeline a's old logs go; b's log of the same trace stays findable.
@@ -214,10 +218,12 @@ def test_a_store_of_schema_version_2_is_migrated_with_its_rows(tmp_path: Path) -
             [NOW, f"{0x01D:032x}"],
         )
     store = TelemetryStore(path)
-    assert store.schema_version == LATEST_VERSION == 5
+    assert store.schema_version == LATEST_VERSION == 6
     queries = LogQueries(store)
     logs, _, _ = queries.correlation(f"{0x01D:032x}")
-    assert [(log["body"], log["attributes"]) for log in logs] == [("old line", {"pipeline.id": "p1", "n": 1})]
+    assert [(log["body"], log["attributes"]) for log in logs] == [
+        ("old line", {"pipeline.id": "p1", "n": {"intValue": "1"}})
+    ]
     assert bodies(queries.search("LINE", LogFilter(), 10).logs) == ["old line"]
     assert bodies(queries.search("p1", LogFilter(), 10).logs) == ["old line"]  # an attribute value
     assert queries.search("lion", LogFilter(), 10).logs == []
@@ -243,7 +249,9 @@ def test_promoted_attributes_are_stored_once_and_read_back_as_sent(tmp_path: Pat
     )
     queries = LogQueries(store)
     logs = {log["body"]: log for log in queries.pipeline_logs(LogFilter(), 10).logs}
-    assert {body: log["attributes"] for body, log in logs.items()} == sent
+    assert {body: log["attributes"] for body, log in logs.items()} == {
+        body: anyvalue.typed_map(attrs) for body, attrs in sent.items()
+    }
     assert (
         logs["a number"]["pipeline_id"] == "7"
         and logs["only in the resource"]["pipeline_id"] == "from-resource"
