@@ -356,6 +356,9 @@ class LogQueries:
                 # Windows wholly before the cut cover no log any more. With a pipeline filter, other
                 # pipelines' logs of the same traces may remain, so their windows stay.
                 cur.execute("DELETE FROM trace_windows WHERE last_ts < make_timestamp_ns(?)", [before_ns])
+                # Delivery keys are kept as long as records of their time are: a retry or replay of a
+                # delivery older than the cut could only bring back records retention removed.
+                cur.execute("DELETE FROM deliveries WHERE received_at < make_timestamp_ns(?)", [before_ns])
                 # Hours wholly before the cut hold no text any more.
                 self.store.drop_search_hours_before(cur, before_ns)
         return {

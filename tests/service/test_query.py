@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import random
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +265,41 @@ def test_promoted_attributes_are_stored_once_and_read_back_as_sent(tmp_path: Pat
     # Search looks in attribute values, wherever they are kept, and not in the resource.
     assert bodies(queries.search("R1", LogFilter(), 10).logs) == ["all three"]
     assert bodies(queries.search("from-resource", LogFilter(), 10).logs) == []
+
+
+def test_a_file_written_by_schema_version_5_is_migrated_and_answers_as_before(tmp_path: Path) -> None:
+    """``tests/data/store-v5.duckdb.gz`` was written by pipetrace at b3c4bb8 (schema 5, record ids
+    that were content hashes, attributes as plain JSON) through its own exporters."""
+    path = tmp_path / "v5.duckdb"
+    fixture = Path(__file__).parent.parent / "data" / "store-v5.duckdb.gz"
+    with gzip.open(fixture) as packed, path.open("wb") as out:
+        shutil.copyfileobj(packed, out)
+    store = TelemetryStore(path)
+    assert store.schema_version == LATEST_VERSION
+    queries = LogQueries(store)
+    trace = "6738ec32ebcbfdf564703cd399846fb9"
+    logs, spans, truncated = queries.correlation(trace)
+    assert [log["body"] for log in logs] == ["extract started", "slow source", "load failed: timeout"]
+    assert [span["name"] for span in spans] == ["extract"] and not truncated
+    started = logs[0]
+    assert started["timestamp"] == started["sort_timestamp"] is not None  # old rows had their own times
+    assert (started["pipeline_id"], started["run_id"], started["stage"]) == ("orders", "run-1", "extract")
+    assert started["attributes"] == {
+        "rows": {"intValue": "3"},
+        "ratio": {"doubleValue": 0.25},
+        "tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"stringValue": "b"}]}},
+        "pipeline.run_id": "run-1",
+        "pipeline.stage": "extract",
+    }
+    assert started["flags"] == 3 and started["resource"]["service.name"] == "v5-writer"
+    assert bodies(queries.search("TIMEOUT", LogFilter(), 10).logs) == ["load failed: timeout"]
+    assert bodies(queries.pipeline_logs(LogFilter(pipeline_id="orders", min_severity=13), 10).logs) == [
+        "load failed: timeout",
+        "slow source",
+    ]
+    # New deliveries go in beside the old rows; the old ones are still found.
+    store.insert_logs(
+        log_table([make_record("after the upgrade", timestamp=time.time_ns(), trace_id=int(trace, 16))])
+    )
+    assert [log["body"] for log in queries.correlation(trace)[0]][-1] == "after the upgrade"
+    store.close()
