@@ -11,7 +11,8 @@ import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import repeat
+from operator import add, attrgetter
 from typing import Any
 
 import orjson
@@ -136,42 +137,43 @@ def _context_value(key: str, attrs: Mapping[str, Any], resource: Mapping[str, An
 # Enum.value is a descriptor call; a dict lookup is several times cheaper per record.
 _SEVERITY_VALUE: dict[Any, int | None] = {s: s.value for s in SeverityNumber}
 _SEVERITY_VALUE[None] = None
+# Keyed by identity: an Enum's __hash__ is Python code, id() and an int key are not (members are singletons).
+_SEVERITY_BY_ID: dict[int, int | None] = {id(s): v for s, v in _SEVERITY_VALUE.items()}
 
 
-def _severity_value(severity: Any) -> int | None:
-    """A severity's number; a number outside 1..24 (OTLP allows them) is kept as it came."""
-    known = _SEVERITY_VALUE.get(severity, _MISSING)
-    return int(severity) if known is _MISSING else known  # type: ignore[return-value]
+def _severity_values(severities: list[Any]) -> list[Any]:
+    """Severity numbers; a number outside 1..24 (OTLP allows them; ``UnknownSeverity``, an int) is
+    kept as it came. ``dict.get`` with the value itself as default keeps the loop in C."""
+    return list(map(_SEVERITY_BY_ID.get, map(id, severities), severities))
 
-
-_MISSING = object()
 
 _log_record = attrgetter("log_record")
 _resource = attrgetter("resource")
 _scope = attrgetter("instrumentation_scope")
-_dropped = attrgetter("dropped_attributes")
 
 # A received record's dropped count as its sender gave it (``exporters.otlp_codec`` sets it); the
 # SDK's own count (``dropped_attributes``) holds what a local limit removed.
 RECEIVED_DROPPED = "pipetrace_dropped_attributes"
-_received_dropped = attrgetter(RECEIVED_DROPPED)
 
 
 def _column(records: list[Any], name: str) -> list[Any]:
     return list(map(attrgetter(name), records))
 
 
-def _hex_ids(ids: list[int | None], width: str) -> pa.Array:
+def _hex_ids(ids: list[int | None], width: str) -> tuple[pa.Array, bytes]:
     """Format ids as hex; records of one batch share a few ids, so each distinct one is formatted once.
 
-    The result is dictionary-encoded, which DuckDB reads as plain text without expanding it in Python.
+    The result is dictionary-encoded, which DuckDB reads as plain text without expanding it in Python;
+    beside it, the same as JSON bytes for the batch's digest.
     """
     known = dict.fromkeys(ids)
     for value in known:
         known[value] = format(value, width) if value else None
     positions = {value: index for index, value in enumerate(known)}
-    indices = pa.array(list(map(positions.__getitem__, ids)), pa.int32())
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(known.values()), pa.string()))
+    hexes = list(known.values())
+    index_list = list(map(positions.__getitem__, ids))
+    array = pa.DictionaryArray.from_arrays(pa.array(index_list, pa.int32()), pa.array(hexes, pa.string()))
+    return array, orjson.dumps([hexes, index_list])
 
 
 _EMPTY: dict[str, Any] = {}
@@ -234,10 +236,25 @@ class LogRows:
         return int(self.columns.num_rows)
 
 
-def _delivery_key(parts: Sequence[Any]) -> int:
-    """The digest of a batch's content. ``repr`` of plain Python values is exact and deterministic
-    (ints, strings, floats, bytes, dicts in insertion order), and one call covers the whole batch."""
-    return int.from_bytes(hashlib.blake2b(repr(parts).encode(), digest_size=16).digest(), "big")
+def _delivery_key(
+    columns: list[Any], ids: list[bytes], attributes_json: str, exact_only_by_repr: bool
+) -> int:
+    """A 128-bit digest of a batch's content, exact for every value.
+
+    ``orjson`` writes the columns in one C call. It cannot take bytes and writes NaN as it writes None,
+    so a batch whose bodies are not all strings (rare) is written with ``repr``, exact for every value
+    but several times slower. Ids come in as their hex dictionary and indices (``_hex_ids``).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        text = b"" if exact_only_by_repr else orjson.dumps(columns)
+    except TypeError:
+        text = b""
+    digest.update(text or repr(columns).encode())
+    for part in ids:
+        digest.update(part)
+    digest.update(attributes_json.encode())
+    return int.from_bytes(digest.digest(), "big")
 
 
 def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None) -> LogRows:
@@ -269,7 +286,7 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
     if len(descriptions) == 1:
         pair_of_row: list[int] | None = None
         described = {
-            name: pa.repeat(descriptions[0][i], n).cast(LOG_ROW_SCHEMA.field(name).type)
+            name: pa.repeat(pa.scalar(descriptions[0][i], LOG_ROW_SCHEMA.field(name).type), n)
             for i, name in enumerate(_DESCRIBED)
         }
     else:
@@ -281,20 +298,24 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
     attributes_json, typed_rows = _attributes_json(records, typed_pairs, pair_of_row)
     raw_times = _column(records, "timestamp")
     raw_observed = _column(records, "observed_timestamp")
-    trace_ids = _column(records, "trace_id")
-    span_ids = _column(records, "span_id")
+    trace_ids, trace_digest = _hex_ids(_column(records, "trace_id"), "032x")
+    span_ids, span_digest = _hex_ids(_column(records, "span_id"), "016x")
     flags = list(map(int, _column(records, "trace_flags")))
     severity_texts = _column(records, "severity_text")
-    severities = list(map(_severity_value, _column(records, "severity_number")))
+    severities = _severity_values(_column(records, "severity_number"))
     bodies = _column(records, "body")
     event_names = _column(records, "event_name")
-    dropped = [a + b for a, b in zip(map(_dropped, batch), _received_drops(records), strict=True)]
+    dropped = _dropped_counts(records)
+    plain_bodies = set(map(type, bodies)) <= _PLAIN_BODIES
     key = _delivery_key(
-        (raw_times, raw_observed, trace_ids, span_ids, flags, severity_texts, severities, bodies,
-         event_names, dropped, descriptions, pair_of_row, attributes_json)
+        [raw_times, raw_observed, flags, severity_texts, severities, bodies, event_names, dropped,
+         descriptions, pair_of_row],
+        [trace_digest, span_digest],
+        attributes_json,
+        exact_only_by_repr=not plain_bodies,
     )  # fmt: skip
     body_values: list[str | None] | None = None
-    if not set(map(type, bodies)) <= _PLAIN_BODIES:
+    if not plain_bodies:
         body_values = [None if b is None or b.__class__ is str else _body_value(b) for b in bodies]
         bodies = [b if b is None or b.__class__ is str else anyvalue.plain_text(b) for b in bodies]
     observed = pa.array(raw_observed, pa.int64())
@@ -307,8 +328,8 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
         "timestamp": ordered.cast(pa.timestamp("ns")),
         "time_absent": pc.is_null(own_time),
         "observed_timestamp": observed.cast(pa.timestamp("ns")),
-        "trace_id": _hex_ids(trace_ids, "032x"),
-        "span_id": _hex_ids(span_ids, "016x"),
+        "trace_id": trace_ids,
+        "span_id": span_ids,
         "flags": pa.array(flags, pa.uint32()),
         "severity_text": pa.array(severity_texts, pa.string()),
         "severity_number": pa.array(severities, pa.int32()),
@@ -316,7 +337,9 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
         "body_value": pa.array(body_values, pa.string()) if body_values else pa.nulls(n, pa.string()),
         "event_name": pc.if_else(pc.equal(event_name_array, ""), None, event_name_array),
         "typed_values": pa.array(typed_rows, pa.bool_()) if typed_rows else pa.repeat(False, n),
-        "dropped_attributes_count": pa.array(dropped, pa.uint32()),
+        "dropped_attributes_count": pa.array(dropped, pa.uint32())
+        if dropped
+        else pa.repeat(0, n).cast(pa.uint32()),
         "row": pa.array(range(n), pa.int32()),
         **described,
     }
@@ -328,11 +351,14 @@ def _body_value(body: Any) -> str:
     return orjson.dumps(anyvalue.any_value(body)).decode()
 
 
-def _received_drops(records: list[Any]) -> list[int]:
-    try:
-        return list(map(_received_dropped, records))
-    except AttributeError:  # the usual case: records made in this process carry no received count
-        return [getattr(r, RECEIVED_DROPPED, 0) for r in records]
+def _dropped_counts(records: list[Any]) -> list[int] | None:
+    """Each record's dropped attribute count (the SDK's limit, plus what a sender reported for a
+    received record); None when all are 0, the usual case, checked in C loops."""
+    by_limit = list(map(getattr, _column(records, "attributes"), repeat("dropped"), repeat(0)))
+    by_sender = list(map(getattr, records, repeat(RECEIVED_DROPPED), repeat(0)))
+    if not any(by_limit) and not any(by_sender):
+        return None
+    return list(map(add, by_limit, by_sender))
 
 
 def _attributes_json(

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from exporters.records import log_table
-from exporters.search_index import BLOCK_NS, SearchIndex, TimeSpan, needle_grams
+from exporters.search_index import BLOCK_NS, SearchIndex, TimeSpan, grams_sql, needle_grams
 from exporters.store import TelemetryStore
 from service.query import LogFilter, LogQueries
 from tests.helpers import bodies, make_record
@@ -155,3 +156,14 @@ def test_the_shared_store_and_a_second_store_of_its_file_search_alike(tmp_path: 
     shared.insert_logs(log_table([make_record("a lone ibis", timestamp=NOW)]))
     assert bodies(LogQueries(other).search("ibis", LogFilter(), 10).logs) == ["a lone ibis"]
     shared.close()
+
+
+@pytest.mark.parametrize("length", [3, 4, 63, 64, 65, 66, 127, 1_000])
+def test_long_letter_runs_give_every_gram(length: int) -> None:
+    """Long runs are cut into overlapping pieces (linear, not quadratic, in their length): the grams
+    must be exactly those of the whole run."""
+    rng = random.Random(length)
+    run = "".join(rng.choice("abcdefghij") for _ in range(length))
+    source = "(SELECT make_timestamp_ns(0) AS timestamp, $run AS body, NULL AS attributes)"
+    rows = duckdb.execute(grams_sql(source), {"run": run}).fetchall()
+    assert {gram for _, gram in rows} == needle_grams(run)
