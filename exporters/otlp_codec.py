@@ -259,7 +259,7 @@ def _severity(number: int) -> SeverityNumber | UnknownSeverity | None:
 
 
 # OTLP times are unsigned 64-bit; the store keeps signed 64-bit nanoseconds (up to 2262-04-11).
-_MAX_TIME_NS = 2**63 - 1
+_MAX_TIME_NS = 2**63 - 2  # 2**63 - 1 is DuckDB's "infinity", not a time
 
 
 def _time(value: int, what: str) -> int | None:

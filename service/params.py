@@ -29,8 +29,11 @@ _RELATIVE = re.compile(r"^(\d{1,9})(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 NS = 1_000_000_000
-# Stored times are nanoseconds since 1970 in 64 bits: 1970-01-01 up to 2262-04-11.
-MAX_TIME_NS = 2**63 - 1
+# Stored times are nanoseconds since 1970 in 64 bits: 1970-01-01 up to 2262-04-11T23:47:16.854775806Z
+# (2**63 - 1 is DuckDB's "infinity", not a time).
+MAX_TIME_NS = 2**63 - 2
+# Whole numbers in ASCII only: str.isdigit() also accepts "²" and other digits int() refuses.
+_WHOLE_NUMBER = re.compile(r"^[0-9]{1,9}$")
 
 
 def parse_time(parameter: str, value: str, now_ns: int | None = None) -> int:
@@ -80,7 +83,7 @@ def format_time(ns: int | None) -> str | None:
 def parse_limit(value: str | None, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     if value is None:
         return default
-    if not value.strip().isdigit():
+    if not _WHOLE_NUMBER.match(value.strip()):
         raise bad_parameter("limit", f"{value!r} is not a whole number from 1 to {maximum}")
     limit = int(value)
     if not 1 <= limit <= maximum:
@@ -94,7 +97,7 @@ def parse_level(value: str) -> int:
     name = _LEVEL_ALIASES.get(name, name)
     if name in LEVELS:
         return LEVELS[name]
-    if name.isdigit() and 1 <= int(name) <= 24:
+    if _WHOLE_NUMBER.match(name) and 1 <= int(name) <= 24:
         return int(name)
     raise bad_parameter("level", f"{value!r} is not one of {', '.join(LEVELS)} or a number 1..24")
 
@@ -137,9 +140,9 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             timestamp_ns, record_id = orjson.loads(raw)
-            if not (isinstance(timestamp_ns, int) and isinstance(record_id, int)):
+            if not (type(timestamp_ns) is int and type(record_id) is int):  # bools are ints too
                 raise ValueError("not two integers")
-            if not (0 <= record_id < 2**64 and -(2**63) <= timestamp_ns < 2**63):
+            if not (0 <= record_id < 2**64 and 0 <= timestamp_ns <= MAX_TIME_NS):
                 raise ValueError("out of range")
         except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
             raise bad_parameter("cursor", "is not a cursor returned by this API") from exc
