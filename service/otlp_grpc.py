@@ -2,12 +2,14 @@
 default), beside the HTTP server on the same host; ``MetricsService/Export`` answers UNIMPLEMENTED.
 
 Only gRPC's concerns live here: the ingest token in ``authorization`` metadata, the message size limit
-(gRPC measures it after its own gzip decompression) and status codes. Storing is ``service.ingest``'s,
-shared with the HTTP routes, so both take the same slots, limits, redaction and store path.
+(gRPC measures it after its own gzip decompression), decoding the message and status codes. Storing is
+``service.ingest``'s, shared with the HTTP routes, so both take the same slots, limits, redaction and
+store path.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from concurrent import futures
@@ -18,10 +20,11 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from exporters import otlp_codec as otlp
 from service import ingest
 from service.auth import token_problem
 from service.settings import Settings
@@ -59,7 +62,7 @@ def _abort(
 
 
 class _Receiver:
-    """What the three services share: the service's state and the ingest token check."""
+    """The three services' calls: the ingest token check, then the shared receive step."""
 
     def __init__(self, service: ServiceState) -> None:
         self.service = service
@@ -74,39 +77,46 @@ class _Receiver:
                 f"the token is {problem}", None,
             )  # fmt: skip
 
-    def export(self, signal: ingest.Signal, request: Message, context: grpc.ServicerContext) -> Message:
+    def export(self, signal: ingest.Signal, body: bytes, context: grpc.ServicerContext) -> Message:
         self.authorize(context)
+        try:
+            request = otlp.parse(body, otlp.PROTOBUF, signal.request)
+        except otlp.OtlpError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), None)
         try:
             return ingest.receive(self.service, signal, request)
         except ingest.IngestError as exc:
             _abort(context, _CODES[type(exc)], str(exc), exc.retry_after)
 
-
-class LogsService(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, receiver: _Receiver) -> None:
-        self._receiver = receiver
-
-    def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
-        return self._receiver.export(ingest.LOGS, request, context)
-
-
-class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, receiver: _Receiver) -> None:
-        self._receiver = receiver
-
-    def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
-        return self._receiver.export(ingest.TRACES, request, context)
-
-
-class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    """Refuses metrics as ``POST /v1/metrics`` does; UNIMPLEMENTED is final for OTLP exporters."""
-
-    def __init__(self, receiver: _Receiver) -> None:
-        self._receiver = receiver
-
-    def Export(self, request: Message, context: grpc.ServicerContext) -> Message:
-        self._receiver.authorize(context)
+    def refuse_metrics(self, body: bytes, context: grpc.ServicerContext) -> Message:
+        """As ``POST /v1/metrics`` does; UNIMPLEMENTED is final for OTLP exporters."""
+        self.authorize(context)
         _abort(context, grpc.StatusCode.UNIMPLEMENTED, ingest.METRICS_NOT_RECEIVED, None)
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        """The three services, named by opentelemetry-proto's descriptors.
+
+        Not the generated ``add_*Servicer_to_server`` helpers: they decode the request before any of
+        our code runs, and gRPC answers a message that does not decode INTERNAL ("Exception
+        deserializing request!") with a logged traceback. Taking the bytes lets ``otlp.parse`` refuse
+        it as HTTP does: INVALID_ARGUMENT, naming the problem.
+        """
+        services = (
+            (logs_service_pb2, "LogsService", functools.partial(self.export, ingest.LOGS)),
+            (trace_service_pb2, "TraceService", functools.partial(self.export, ingest.TRACES)),
+            (metrics_service_pb2, "MetricsService", self.refuse_metrics),
+        )
+        return [
+            grpc.method_handlers_generic_handler(
+                module.DESCRIPTOR.services_by_name[name].full_name,
+                {"Export": grpc.unary_unary_rpc_method_handler(export, response_serializer=_serialize)},
+            )
+            for module, name, export in services
+        ]
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def grpc_address(host: str, port: int) -> str:
@@ -133,7 +143,8 @@ def _probe(host: str, port: int) -> None:
 
 class OtlpGrpcServer:
     """The gRPC server: bound when built (so a taken port stops start-up before anything is opened),
-    serving once :meth:`start` hands it the service."""
+    serving once :meth:`start` hands it the service. Port 0 binds a free port (``address`` says which);
+    ``pipetrace serve`` reads 0 as "no gRPC receiver" and does not build one."""
 
     def __init__(self, settings: Settings) -> None:
         _probe(settings.host, settings.grpc_port)
@@ -154,14 +165,7 @@ class OtlpGrpcServer:
         self.address = grpc_address(settings.host, self.port)
 
     def start(self, service: ServiceState) -> None:
-        receiver = _Receiver(service)
-        # The generated helpers carry no annotations (opentelemetry-proto ships no stubs for them).
-        add_logs = logs_service_pb2_grpc.add_LogsServiceServicer_to_server
-        add_traces = trace_service_pb2_grpc.add_TraceServiceServicer_to_server
-        add_metrics = metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server
-        add_logs(LogsService(receiver), self._server)  # type: ignore[no-untyped-call]
-        add_traces(TraceService(receiver), self._server)  # type: ignore[no-untyped-call]
-        add_metrics(MetricsService(receiver), self._server)  # type: ignore[no-untyped-call]
+        self._server.add_generic_rpc_handlers(_Receiver(service).handlers())
         self._server.start()
         _logger.info("OTLP/gRPC receiver listening on %s", self.address)
 

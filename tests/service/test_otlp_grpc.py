@@ -181,6 +181,14 @@ def test_a_request_with_no_usable_record_is_invalid_argument(receiver: Receiver)
     assert receiver.logs(0xBAD) == []
 
 
+def test_a_message_that_is_not_otlp_is_invalid_argument_naming_the_problem(receiver: Receiver) -> None:
+    with grpc.insecure_channel(receiver.target) as channel:
+        raw = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        error = _rpc_error(lambda: raw(b"\xff\xff\xff\xff", timeout=10))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid ExportTraceServiceRequest protobuf" in error.details()
+
+
 def test_without_the_ingest_token_nothing_is_stored(guarded: Receiver) -> None:
     request = encode_logs([make_record("guarded", trace_id=0x70C)])
     with grpc.insecure_channel(guarded.target) as channel:
