@@ -7,8 +7,9 @@ For each size it writes the dataset (``bench.dataset``) to Parquet and loads it 
 process per engine (``bench.engines``), then queries the engines in interleaved rounds (``measure``).
 Once per run it also measures ingest: the
 OTel SDK's own emit path, our exporter, a row-by-row ``executemany`` exporter, and a real
-``pipetrace serve`` fed by the official OTLP/HTTP exporter, whose peak memory is sampled while it
-ingests and answers queries. Results go to ``bench/results/store_benchmark.json`` and, as the tables
+``pipetrace serve`` fed by the official OTLP/HTTP exporter and, side by side, the OTLP/gRPC one
+(``--receivers-only`` measures just those two), whose peak memory is sampled while it ingests and
+answers queries. Results go to ``bench/results/store_benchmark.json`` and, as the tables
 the README quotes, ``bench/results/store_benchmark.md``.
 
 Not a test: figures, not assertions. Ratios compare engines measured in the same run.
@@ -139,18 +140,37 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def otlp_receiver(records: int) -> dict[str, Any]:
-    """A real ``pipetrace serve`` fed by two official OTLP/HTTP log exporters, batches of 8192."""
+TRANSPORTS = ("http", "grpc")
+
+
+def _log_exporter(transport: str, http_port: int, grpc_port: int) -> Any:
+    """The official OTLP log exporter of ``transport``, pointed at the service."""
+    if transport == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True, timeout=60)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
+
+    return HttpExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/logs", timeout=60)
+
+
+def otlp_receiver(records: int, transport: str = "http", batches: list[Any] | None = None) -> dict[str, Any]:
+    """A real ``pipetrace serve`` (empty store, free loopback ports) fed by two official OTLP log
+    exporters of ``transport`` ("http" or "grpc"), batches of 8192."""
     import psutil
     import requests
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     from bench.exporter_throughput import make_batches
 
-    batches = make_batches(records, 8192)
-    port = _free_port()
+    batches = batches if batches is not None else make_batches(records, 8192)
+    port, grpc_port = _free_port(), _free_port()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as folder:
-        env = {**os.environ, "PIPETRACE_DATA_DIR": folder, "PIPETRACE_PORT": str(port)}
+        env = {
+            **os.environ,
+            "PIPETRACE_DATA_DIR": folder,
+            "PIPETRACE_PORT": str(port),
+            "PIPETRACE_GRPC_PORT": str(grpc_port),
+        }
         server = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve"],
             env=env,
@@ -179,10 +199,10 @@ def otlp_receiver(records: int) -> dict[str, Any]:
             sampler.start()
             # Two senders, as two programs would: each encodes its next batch (the official encoder is
             # Python, about as slow per record as the receiver) while the service stores the other's.
-            exporters = [OTLPLogExporter(endpoint=f"{base}/v1/logs", timeout=60) for _ in range(2)]
+            exporters = [_log_exporter(transport, port, grpc_port) for _ in range(2)]
             failures: list[str] = []
 
-            def send(exporter: OTLPLogExporter, mine: list[Any]) -> None:
+            def send(exporter: Any, mine: list[Any]) -> None:
                 for batch in mine:
                     result = exporter.export(batch)
                     if result.name != "SUCCESS":
@@ -217,10 +237,32 @@ def otlp_receiver(records: int) -> dict[str, Any]:
             server.terminate()
             server.wait(30)
     return {
+        "transport": transport,
         "records": records,
         "records_per_second": records / seconds,
         "service_peak_rss_mb_ingesting": ingest_peak / 2**20,
         "service_peak_rss_mb_ingesting_and_querying": peak[0] / 2**20,
+    }
+
+
+def otlp_receivers(records: int, rounds: int) -> dict[str, dict[str, Any]]:
+    """Both receivers side by side: the same batches, transports alternating within each round (the
+    VM's speed drifts), a fresh service each time; the median round of each is reported."""
+    from bench.exporter_throughput import make_batches
+
+    batches = make_batches(records, 8192)
+    runs: dict[str, list[dict[str, Any]]] = {transport: [] for transport in TRANSPORTS}
+    for round_ in range(rounds):
+        order = TRANSPORTS if round_ % 2 == 0 else TRANSPORTS[::-1]
+        for transport in order:
+            runs[transport].append(otlp_receiver(records, transport, batches))
+            print(f"  {transport}: {runs[transport][-1]['records_per_second']:,.0f} records/s", flush=True)
+    return {
+        transport: {
+            **sorted(results, key=lambda r: r["records_per_second"])[len(results) // 2],
+            "rounds": [r["records_per_second"] for r in results],
+        }
+        for transport, results in runs.items()
     }
 
 
@@ -298,10 +340,13 @@ def _verdicts(sizes: dict[str, dict[str, Any]], ingest: dict[str, Any]) -> list[
     lines.append(
         f"- exporter vs row-by-row: {ratio:.0f}x (target >= 100x): {'met' if ratio >= 100 else 'NOT met'}"
     )
-    otlp = ingest["otlp_receiver"]["records_per_second"]
-    lines.append(
-        f"- OTLP receiver: {otlp:,.0f} records/s (target >= 50,000): {'met' if otlp >= 50_000 else 'NOT met'}"
-    )
+    for transport, key in (("HTTP", "otlp_receiver"), ("gRPC", "otlp_receiver_grpc")):
+        if key in ingest:
+            otlp = ingest[key]["records_per_second"]
+            lines.append(
+                f"- OTLP/{transport} receiver: {otlp:,.0f} records/s (target >= 50,000): "
+                f"{'met' if otlp >= 50_000 else 'NOT met'}"
+            )
     return lines
 
 
@@ -356,6 +401,11 @@ def markdown(result: dict[str, Any]) -> str:
         "| `pipetrace serve` OTLP receiver, two official OTLP/HTTP exporters as clients | "
         f"{otlp['records_per_second']:,.0f} |"
     )
+    if "otlp_receiver_grpc" in ingest:
+        out.append(
+            "| `pipetrace serve` OTLP receiver, two official OTLP/gRPC exporters as clients | "
+            f"{ingest['otlp_receiver_grpc']['records_per_second']:,.0f} |"
+        )
     out.append(
         f"\nService peak memory: {otlp['service_peak_rss_mb_ingesting']:.0f} MB ingesting, "
         f"{otlp['service_peak_rss_mb_ingesting_and_querying']:.0f} MB ingesting and querying.\n"
@@ -381,7 +431,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=4, help="runs per point query and round")
     parser.add_argument("--heavy-runs", type=int, default=2, help="runs per search and stats query and round")
     parser.add_argument("--ingest-records", type=int, default=100_000)
+    parser.add_argument("--receiver-rounds", type=int, default=3, help="rounds of the HTTP/gRPC receivers")
+    parser.add_argument(
+        "--receivers-only",
+        action="store_true",
+        help="measure only the OTLP/HTTP and OTLP/gRPC receivers, side by side; print, write nothing",
+    )
     args = parser.parse_args()
+    if args.receivers_only:
+        receivers = otlp_receivers(args.ingest_records, args.receiver_rounds)
+        print(json.dumps(receivers, indent=2))
+        return
 
     sizes: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-data-") as folder:
@@ -398,8 +458,9 @@ def main() -> None:
     ingest = {
         "records": args.ingest_records,
         "exporter_paths": exporter_paths(args.ingest_records),
-        "otlp_receiver": otlp_receiver(args.ingest_records),
     }
+    receivers = otlp_receivers(args.ingest_records, args.receiver_rounds)
+    ingest["otlp_receiver"], ingest["otlp_receiver_grpc"] = receivers["http"], receivers["grpc"]
     command = "python -m bench.store_benchmark"
     if args.sizes != [1_000_000, 10_000_000]:
         command += " --sizes " + " ".join(map(str, args.sizes))

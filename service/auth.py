@@ -1,4 +1,5 @@
-"""Bearer tokens: ``PIPETRACE_API_TOKEN`` guards ``/api/*``, ``PIPETRACE_INGEST_TOKEN`` guards ``/v1/*``.
+"""Bearer tokens: ``PIPETRACE_API_TOKEN`` guards ``/api/*``, ``PIPETRACE_INGEST_TOKEN`` guards ``/v1/*``
+and the OTLP/gRPC services (as ``authorization`` metadata, checked in ``service.otlp_grpc``).
 
 A token that is not set leaves its routes open, which keeps local use as simple as before; `pipetrace
 serve` refuses to listen beyond loopback without both (see ``service.cli``). Tokens are compared in
@@ -27,9 +28,20 @@ def otlp_headers_env(token: str) -> str:
     return f"authorization={quote(bearer_header(token))}"
 
 
-def _presented_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (HTTP header or gRPC metadata)."""
+    scheme, _, token = (authorization or "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def token_problem(authorization: str | None, expected: str | None) -> str | None:
+    """Why a request may not pass (the token is missing or not valid), or None when it may."""
+    if expected is None:
+        return None
+    presented = bearer_token(authorization)
+    if token_matches(presented, expected):
+        return None
+    return "missing" if presented is None else "not valid"
 
 
 def token_matches(presented: str | None, expected: str) -> bool:
@@ -52,10 +64,9 @@ def install_auth(app: Flask, api_token: str | None, ingest_token: str | None) ->
         # CORS preflights carry no credentials by design; the request that follows them does.
         if expected is None or request.method == "OPTIONS":
             return None
-        presented = _presented_token()
-        if token_matches(presented, expected):
+        problem = token_problem(request.headers.get("Authorization"), expected)
+        if problem is None:
             return None
-        problem = "missing" if presented is None else "not valid"
         response = error_response(
             401, "unauthorized", f"this route needs the {which} token as 'Authorization: Bearer <token>'; "
             f"the token is {problem}", "Authorization",

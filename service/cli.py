@@ -17,9 +17,11 @@ from pydantic import ValidationError
 from instrumentation.config import ConfigError
 from service.app import close_app, create_app
 from service.config_cli import config
+from service.otlp_grpc import ListenError, OtlpGrpcServer
 from service.run_cli import run_command
 from service.settings import Settings
 from service.spool_cli import spool
+from service.state import state
 
 
 def _settings(**options: Any) -> Settings:
@@ -34,6 +36,15 @@ def _settings(**options: Any) -> Settings:
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+# Seconds a gRPC call in flight at shutdown may take to finish; the store answers well within it.
+GRPC_STOP_GRACE_SECONDS = 5.0
+
+
+def _close_receiver(receiver: OtlpGrpcServer | None) -> None:
+    if receiver is not None:
+        receiver.close(GRPC_STOP_GRACE_SECONDS)
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +73,12 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the database and spool [env PIPETRACE_DATA_DIR; default ./.pipetrace].",
 )
+@click.option(
+    "--grpc-port",
+    type=int,
+    help="OTLP/gRPC port on the same host; 0 turns the gRPC receiver off [env PIPETRACE_GRPC_PORT; "
+    "default 4317].",
+)
 @click.option("--threads", type=int, help="Request threads [env PIPETRACE_THREADS; default 8].")
 @click.option(
     "--insecure",
@@ -69,10 +86,15 @@ def main() -> None:
     help="Listen beyond loopback without PIPETRACE_API_TOKEN and PIPETRACE_INGEST_TOKEN.",
 )
 def serve(
-    host: str | None, port: int | None, data_dir: Path | None, threads: int | None, insecure: bool
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    grpc_port: int | None,
+    threads: int | None,
+    insecure: bool,
 ) -> None:
-    """Run the service: OTLP receiver on /v1/*, log API on /api/logs/*."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, threads=threads)
+    """Run the service: OTLP/HTTP receiver on /v1/*, OTLP/gRPC on --grpc-port, log API on /api/logs/*."""
+    settings = _settings(host=host, port=port, data_dir=data_dir, grpc_port=grpc_port, threads=threads)
     missing = [
         name
         for name, value in (
@@ -87,6 +109,13 @@ def serve(
             f"refusing to listen on {settings.host} without {' and '.join(missing)}: set the token(s), "
             "listen on 127.0.0.1, or pass --insecure"
         )
+    # Bound before the store is opened: a taken port stops start-up before anything says it is ready.
+    receiver: OtlpGrpcServer | None = None
+    if settings.grpc_port:
+        try:
+            receiver = OtlpGrpcServer(settings)
+        except ListenError as error:
+            raise click.ClickException(str(error)) from error
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
@@ -94,12 +123,17 @@ def serve(
         app = create_app(settings)
     except ConfigError as error:
         # A broken configuration stops start-up, saying which file, which key and what is wrong.
+        _close_receiver(receiver)
         logging.getLogger().removeHandler(console)
         raise click.ClickException(f"invalid configuration: {error}") from error
+    except BaseException:
+        _close_receiver(receiver)
+        raise
     # One process, many threads: DuckDB lets a single process write the file.
     try:
         server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
     except OSError as error:
+        _close_receiver(receiver)
         close_app(app)
         logging.getLogger().removeHandler(console)
         raise click.ClickException(
@@ -111,6 +145,10 @@ def serve(
     # the background without job control leaves SIGINT ignored, and Python then never raises on it.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
+    if receiver is not None:
+        receiver.start(state(app))
+        app.config["PIPETRACE_GRPC_ADDRESS"] = receiver.address
+        click.echo(f"pipetrace receiving OTLP/gRPC on {receiver.address}")
     click.echo(
         f"pipetrace listening on http://{settings.host}:{server.effective_port} (store {settings.database})",
         err=False,
@@ -122,6 +160,8 @@ def serve(
         pass
     finally:
         server.close()
+        # Calls in flight finish (and are answered) before the telemetry is flushed and the store closed.
+        _close_receiver(receiver)
         close_app(app)
         logging.getLogger().removeHandler(console)
         click.echo("pipetrace stopped; telemetry flushed")

@@ -10,7 +10,7 @@ import logging
 import re
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporters.otlp_codec import Limits
@@ -21,6 +21,12 @@ from instrumentation.redaction import Redactor
 DEFAULT_HOST = "127.0.0.1"
 # The standard OTLP/HTTP port: an OTel SDK with default settings sends here without configuration.
 DEFAULT_PORT = 4318
+# The standard OTLP/gRPC port, where an SDK at its defaults (protocol grpc) sends.
+DEFAULT_GRPC_PORT = 4317
+# The OTLP specification's recommended default for the largest request a receiver takes.
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# gRPC keeps message sizes in a signed 32-bit int.
+_GRPC_MAX_MESSAGE = 2**31 - 1
 DEFAULT_CONFIG_FILE = "otel-config.yaml"
 
 
@@ -33,6 +39,20 @@ class Settings(BaseSettings):
 
     host: str = Field(DEFAULT_HOST, validation_alias=_env("PIPETRACE_HOST", "host"))
     port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias=_env("PIPETRACE_PORT", "port"))
+    grpc_port: int = Field(
+        DEFAULT_GRPC_PORT,
+        ge=0,
+        le=65535,
+        validation_alias=_env("PIPETRACE_GRPC_PORT", "grpc_port"),
+        description="Port of the OTLP/gRPC receiver, on the same host; 0 turns it off.",
+    )
+    max_request_bytes: int = Field(
+        DEFAULT_MAX_REQUEST_BYTES,
+        ge=1,
+        le=_GRPC_MAX_MESSAGE,
+        validation_alias=_env("PIPETRACE_MAX_REQUEST_BYTES", "max_request_bytes"),
+        description="Largest OTLP request, in bytes after decompression (HTTP 413, gRPC RESOURCE_EXHAUSTED).",
+    )
     data_dir: Path = Field(DEFAULT_DATA_DIR, validation_alias=_env("PIPETRACE_DATA_DIR", "data_dir"))
     db_path: Path | None = Field(None, validation_alias=_env("PIPETRACE_DB", "db_path"))
     threads: int = Field(8, ge=1, le=256, validation_alias=_env("PIPETRACE_THREADS", "threads"))
@@ -137,6 +157,12 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         """``ALLOW_ORIGINS`` is a comma-separated list; ``*`` allows any origin."""
         return [origin.strip() for origin in self.allow_origins.split(",") if origin.strip()]
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port and port are both {self.port}; give gRPC another one, or 0 for none")
+        return self
 
     @field_validator("api_token", "ingest_token", mode="before")
     @classmethod

@@ -39,6 +39,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("FALLBACK_DIRECTORY", str(tmp_path / "fallback"))
     monkeypatch.setenv("RETRY_DELAY_SECONDS", "0")
+    # No gRPC receiver unless a test asks for one on a free port: other programs here use 4317.
+    monkeypatch.setenv("PIPETRACE_GRPC_PORT", "0")
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""Probes: ``/healthz`` says the process answers, ``/readyz`` that the store takes writes."""
+"""Probes: ``/healthz`` says the process answers, ``/readyz`` that the store takes writes (and where
+the OTLP/gRPC receiver listens)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from service.openapi import document
 from service.state import state
@@ -32,6 +33,8 @@ def readyz() -> Response:
             "error": problem,
         },
         "ingest": service.ingest_counters(),
+        # Where the OTLP/gRPC receiver listens; null when it is off (or the app runs without `serve`).
+        "otlp_grpc": current_app.config.get("PIPETRACE_GRPC_ADDRESS"),
     }
     response = jsonify(body)
     response.status_code = 200 if problem is None else 503

@@ -1,32 +1,25 @@
 """The OTLP/HTTP receiver: ``POST /v1/logs`` and ``POST /v1/traces``, protobuf or JSON, gzip or plain.
 
-Records are acknowledged only after they are stored, so a client's retry after a failure is safe:
-the store keeps one copy of a record sent twice.
+Only HTTP's concerns live here (media type, Content-Encoding, the body limit, status codes); storing a
+request is ``service.ingest``'s, shared with the gRPC receiver.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
-from collections.abc import Callable
-from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
-from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from exporters import otlp_codec as otlp
-from service.settings import Settings
+from service import ingest
 from service.state import state
 
 blueprint = Blueprint("otlp", __name__)
 _logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 # An error's HTTP status -> its google.rpc code and the API's error code (JSON answers carry both).
 _ERROR_CODES = {
     400: (3, "invalid_otlp"),  # INVALID_ARGUMENT
@@ -36,9 +29,15 @@ _ERROR_CODES = {
     429: (14, "ingest_saturated"),  # UNAVAILABLE: retry later, as Retry-After says
     503: (14, "store_unavailable"),
 }
+# The HTTP status of each way the shared receive step can refuse a request.
+_STATUS: dict[type[ingest.IngestError], int] = {
+    ingest.InvalidRequest: 400,
+    ingest.IngestSaturated: 429,  # the official OTLP/HTTP exporters honour its Retry-After
+    ingest.StoreUnavailable: 503,  # retryable for the client, as OTLP says
+}
 
 
-def _error(status: int, message: str, kind: str) -> Response:
+def _error(status: int, message: str, kind: str, retry_after: int | None = None) -> Response:
     """An OTLP error body: a ``google.rpc.Status`` in the request's encoding."""
     code, api_code = _ERROR_CODES.get(status, (3, "invalid_otlp"))
     if kind == otlp.PROTOBUF:
@@ -48,11 +47,8 @@ def _error(status: int, message: str, kind: str) -> Response:
         # JSON clients get the Status fields plus the API's usual error object.
         payload = {"code": code, "message": message, "error": {"code": api_code, "message": message}}
         response = Response(orjson.dumps(payload), status=status, content_type=otlp.JSON)
-    if status == 503:
-        response.headers["Retry-After"] = "5"
-    elif status == 429:
-        # Spread over 1-3 s: clients told the same second would all come back at once.
-        response.headers["Retry-After"] = str(random.randint(1, 3))
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -63,71 +59,34 @@ def _answer_kind() -> str:
     return otlp.JSON
 
 
-def _receive(
-    message: Callable[[], Message],
-    decode: Callable[[Any, otlp.Limits], otlp.Decoded],
-    store: Callable[[list[Any]], bool],
-    respond: Callable[[otlp.Decoded], Message],
-) -> Response:
+def _receive(signal: ingest.Signal) -> Response:
+    """HTTP's part of a request: media type, Content-Encoding, the size limit and status codes."""
     kind = _answer_kind()
     service = state()
-    # Back-pressure: a burst waits briefly for the store; when it cannot catch up, the client is told
-    # to come back later (429 + Retry-After, which the official OTLP exporters honour) instead of
-    # requests piling up without bound in the server's threads.
-    if not service.ingest_slots.acquire(timeout=service.settings.ingest_wait_seconds):
-        return _error(429, "ingest is saturated; retry after the Retry-After header's seconds", kind)
-    try:
-        return _store(message, decode, store, respond, service.settings)
-    finally:
-        service.ingest_slots.release()
-
-
-def _store(
-    message: Callable[[], Message],
-    decode: Callable[[Any, otlp.Limits], otlp.Decoded],
-    store: Callable[[list[Any]], bool],
-    respond: Callable[[otlp.Decoded], Message],
-    settings: Settings,
-) -> Response:
-    kind = otlp.JSON
-    limits = settings.receive_limits
     try:
         kind = otlp.media_type(request.content_type)
         body = otlp.decompress(request.get_data(cache=False), request.headers.get("Content-Encoding"),
-                               MAX_BODY_BYTES)  # fmt: skip
-        decoded = decode(otlp.parse(body, kind, message), limits)
+                               service.settings.max_request_bytes)  # fmt: skip
+        answer = ingest.receive(service, signal, otlp.parse(body, kind, signal.request))
     except otlp.OtlpError as exc:
         return _error(exc.status, str(exc), kind)
-    if decoded.rejected and not decoded.records:
-        # Nothing in the request could be used: the whole request is bad (partial success is for some).
-        return _error(400, decoded.error, kind)
-    if decoded.records and not store(decoded.records):
-        # Retryable for the client (OTLP says 503); nothing of this request was acknowledged.
-        return _error(503, "the store could not accept the records; retry later", kind)
-    return Response(otlp.encode(respond(decoded), kind), status=200, content_type=kind)
+    except ingest.IngestError as exc:
+        return _error(_STATUS[type(exc)], str(exc), kind, exc.retry_after)
+    return Response(otlp.encode(answer, kind), status=200, content_type=kind)
 
 
 @blueprint.post("/v1/logs")
 def receive_logs() -> Response:
-    return _receive(
-        ExportLogsServiceRequest, otlp.decode_logs, state().telemetry.ingest_logs, otlp.logs_response
-    )
+    return _receive(ingest.LOGS)
 
 
 @blueprint.post("/v1/traces")
 def receive_traces() -> Response:
-    return _receive(
-        ExportTraceServiceRequest, otlp.decode_spans, state().telemetry.ingest_spans, otlp.spans_response
-    )
+    return _receive(ingest.TRACES)
 
 
 @blueprint.post("/v1/metrics")
 def refuse_metrics() -> Response:
     """Metrics are not stored here. An SDK left at its defaults exports them to this port too; the
     answer says why and what to do, and OTLP exporters log it and do not retry a 404."""
-    return _error(
-        404,
-        "pipetrace receives logs (/v1/logs) and traces (/v1/traces), not metrics: "
-        "set OTEL_METRICS_EXPORTER=none, or send metrics to an OpenTelemetry Collector",
-        _answer_kind(),
-    )
+    return _error(404, ingest.METRICS_NOT_RECEIVED, _answer_kind())

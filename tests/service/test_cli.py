@@ -18,6 +18,8 @@ from service.cli import main
         ({"PIPETRACE_PORT": "http"}, [], "port"),
         ({}, ["--port", "70000"], "port"),
         ({}, ["--threads", "0"], "threads"),
+        ({}, ["--grpc-port", "70000"], "grpc_port"),
+        ({"PIPETRACE_GRPC_PORT": "4318"}, [], "give grpc another one"),
     ],
 )
 def test_serve_refuses_bad_settings_with_a_clear_message(
