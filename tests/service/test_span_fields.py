@@ -4,8 +4,10 @@ counts, and no invented time for an event that came without one."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pytest
 from flask.testing import FlaskClient
 
 from exporters.schema import migrate
@@ -14,15 +16,29 @@ from service.query import LogQueries
 from tests.span_requests import EVENT_TIME, HAND_TRACE, hand_built_request
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
+Spans = dict[str, dict[str, Any]]  # the API's spans, by span id
 
 
-def test_a_received_span_reads_back_with_every_field_it_was_sent_with(client: FlaskClient) -> None:
+@pytest.fixture
+def stored(client: FlaskClient) -> Spans:
+    """The hand-built request, received over OTLP/HTTP and read back through the trace route."""
     response = client.post("/v1/traces", data=hand_built_request().SerializeToString(), headers=PROTOBUF)
     assert response.status_code == 200, response.data
     answer = client.get(f"/api/logs/correlation/{HAND_TRACE.hex()}")
     assert answer.status_code == 200
-    spans = {span["span_id"]: span for span in answer.json["spans"]}
-    full, bare = spans["00000000000000a1"], spans["00000000000000a2"]
+    return {span["span_id"]: span for span in answer.json["spans"]}
+
+
+def test_an_event_sent_without_a_time_reads_back_without_one(stored: Spans) -> None:
+    events = stored["00000000000000a1"]["events"]
+    assert [(event["name"], event["timestamp"]) for event in events] == [
+        ("no time known", None),  # not the time it was received
+        ("timed", "2026-09-21T14:13:20.500000000Z"),
+    ]
+
+
+def test_a_received_span_reads_back_with_every_field_it_was_sent_with(stored: Spans) -> None:
+    full, bare = stored["00000000000000a1"], stored["00000000000000a2"]
     assert (full["trace_state"], full["flags"]) == ("vendor=abc,other=1", 0x101)
     dropped = ("dropped_attributes_count", "dropped_events_count", "dropped_links_count")
     assert [full[key] for key in dropped] == [4, 5, 6]
