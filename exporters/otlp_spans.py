@@ -109,20 +109,29 @@ def trace_state_header(context: SpanContext | None) -> str:
     return context.trace_state.to_header() if context is not None and context.trace_state else ""
 
 
+# A resource or scope group: the object (its id, for a received span) and its dropped attribute count.
+_Key = tuple[object, int]
+
+
 def encode_spans(spans: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
     """The OTLP request for ``spans``: the SDK's encoding, with received spans' fields as received.
 
-    Spans are grouped by resource and scope object (a received request's each, the service's own
-    one), not by equal value as the SDK does, so a resource or scope is sent as often as it came,
-    with its dropped count. Each group is encoded by the SDK's public encoder, which then yields one
-    resource with one scope holding the group's spans in order; the fields it cannot know are set on
-    those messages.
+    Received spans are grouped by resource and scope object (one each per resource and scope of the
+    request that brought them), not by equal value as the SDK does, so a resource or scope goes out
+    as often as it came, with its dropped count; the service's own spans are grouped as the SDK does.
+    Each group is encoded by the SDK's public encoder, which then yields one resource with one scope
+    holding the group's spans in order; the fields it cannot know are set on those messages.
     """
-    groups: dict[tuple[int, int], dict[tuple[int, int], list[ReadableSpan]]] = {}
+    groups: dict[_Key, dict[_Key, list[ReadableSpan]]] = {}
     for span in spans:
-        fields = span.otlp if isinstance(span, ReceivedSpan) else None
-        resource_key = (id(span.resource), fields.resource_dropped_attributes_count if fields else 0)
-        scope_key = (id(span.instrumentation_scope), fields.scope_dropped_attributes_count if fields else 0)
+        resource_key: _Key
+        scope_key: _Key
+        if isinstance(span, ReceivedSpan):
+            fields = span.otlp
+            resource_key = (id(span.resource), fields.resource_dropped_attributes_count)
+            scope_key = (id(span.instrumentation_scope), fields.scope_dropped_attributes_count)
+        else:
+            resource_key, scope_key = (span.resource, 0), (span.instrumentation_scope, 0)
         groups.setdefault(resource_key, {}).setdefault(scope_key, []).append(span)
     request = ExportTraceServiceRequest()
     for (_, resource_dropped), scopes in groups.items():

@@ -6,8 +6,11 @@ from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext
 
 from exporters.otlp_codec import Limits, decode_spans
 from exporters.otlp_spans import ReceivedSpan, encode_spans
@@ -80,6 +83,18 @@ def test_the_spool_keeps_a_received_span_whole() -> None:
 def test_the_service_own_spans_are_encoded_as_the_sdk_encodes_them() -> None:
     spans = sdk_spans()
     assert encode_spans(spans) == sdk_encode_spans(spans)
+    # Resources and scopes equal in value but built apart share one entry, as in the SDK's encoding.
+    two = [
+        ReadableSpan(
+            f"span {i}",
+            SpanContext(0xA, i + 1, False),
+            resource=Resource({"service.name": "own"}),
+            instrumentation_scope=InstrumentationScope("twice", "1.0"),
+        )
+        for i in range(2)
+    ]
+    assert encode_spans(two) == sdk_encode_spans(two)
+    assert [len(rs.scope_spans) for rs in encode_spans(two).resource_spans] == [1]
     flags = {row["name"]: row["flags"] for row in span_table(spans).to_pylist()}
     assert flags == {"sdk root": 0x100, "sdk child": 0x100, "sdk remote child": 0x300}
 
