@@ -12,7 +12,7 @@ import functools
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from google.protobuf import json_format
@@ -30,10 +30,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ProtoResource
 from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope as SdkScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from exporters.otlp_spans import IS_REMOTE, LinkFields, OtlpSpanFields, ReceivedSpan
 from exporters.records import RECEIVED_DROPPED
 
 PROTOBUF = "application/x-protobuf"
@@ -236,12 +237,12 @@ class UnknownSeverity(int):
         return int(self)
 
 
-def _resource(resource: ProtoResource, schema_url: str, limits: Limits) -> Resource:
+def _resource(resource: ProtoResource, schema_url: str, limits: Limits) -> ReceivedResource:
     attributes, dropped = limits.attributes_and_dropped(resource.attributes)
     return ReceivedResource(attributes, schema_url or None, resource.dropped_attributes_count + dropped)
 
 
-def _scope(scope: InstrumentationScope, schema_url: str, limits: Limits) -> SdkScope:
+def _scope(scope: InstrumentationScope, schema_url: str, limits: Limits) -> ReceivedScope:
     attributes, dropped = limits.attributes_and_dropped(scope.attributes)
     return ReceivedScope(
         scope.name, scope.version or None, schema_url or None, attributes or None,
@@ -389,9 +390,11 @@ def decode_logs(request: ExportLogsServiceRequest, limits: Limits = DEFAULT_LIMI
 def decode_spans(request: ExportTraceServiceRequest, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     out = Decoded([])
     for resource_spans in request.resource_spans:
-        resource = _resource(resource_spans.resource, resource_spans.schema_url, limits)
+        sdk_resource = _resource(resource_spans.resource, resource_spans.schema_url, limits)
+        resource: _Received[Resource] = _Received(sdk_resource, sdk_resource.dropped_attributes_count)
         for scope_spans in resource_spans.scope_spans:
-            scope = _scope(scope_spans.scope, scope_spans.schema_url, limits)
+            sdk_scope = _scope(scope_spans.scope, scope_spans.schema_url, limits)
+            scope: _Received[SdkScope] = _Received(sdk_scope, sdk_scope.dropped_attributes_count)
             for proto in scope_spans.spans:
                 try:
                     out.records.append(_span(proto, resource, scope, limits))
@@ -400,39 +403,88 @@ def decode_spans(request: ExportTraceServiceRequest, limits: Limits = DEFAULT_LI
     return out
 
 
-def _span(proto: Any, resource: Resource, scope: SdkScope, limits: Limits) -> ReadableSpan:
+def _span(
+    proto: Any, resource: _Received[Resource], scope: _Received[SdkScope], limits: Limits
+) -> ReceivedSpan:
+    """The SDK's span for ``proto``, and every field it cannot hold in ``otlp`` (exporters.otlp_spans)."""
     trace_id = _id(proto.trace_id, 16, "trace_id")
     span_id = _id(proto.span_id, 8, "span_id")
     if not trace_id or not span_id:
         raise ValueError("trace_id and span_id are required")
-    state = TraceState.from_header([proto.trace_state]) if proto.trace_state else None
-    flags = TraceFlags(proto.flags & 0xFF)
     parent_id = _id(proto.parent_span_id, 8, "parent_span_id")
-    events = [
-        Event(e.name, limits.attributes(e.attributes), _time(e.time_unix_nano, "event time_unix_nano"))
-        for e in proto.events[: limits.max_attributes]
-    ]
-    links = [
-        Link(
-            SpanContext(_id(link.trace_id, 16, "link trace_id"), _id(link.span_id, 8, "link span_id"), True),
-            limits.attributes(link.attributes),
+    kept_events = proto.events[: limits.max_attributes]
+    kept_links = proto.links[: limits.max_attributes]
+    events, event_dropped = [], []
+    for e in kept_events:
+        attributes = limits.attributes(e.attributes)
+        # Time 0 is "unknown" and stays 0: Event(timestamp=None) would stamp the time of receipt.
+        events.append(Event(e.name, attributes, _time(e.time_unix_nano, "event time_unix_nano") or 0))
+        event_dropped.append(e.dropped_attributes_count + len(e.attributes) - len(attributes))
+    links, link_fields = [], []
+    for link in kept_links:
+        attributes = limits.attributes(link.attributes)
+        link_trace_id = _id(link.trace_id, 16, "link trace_id")
+        link_span_id = _id(link.span_id, 8, "link span_id")
+        links.append(Link(_context(link_trace_id, link_span_id, link.flags, link.trace_state), attributes))
+        link_fields.append(
+            LinkFields(
+                link.trace_state,
+                link.flags,
+                link.dropped_attributes_count + len(link.attributes) - len(attributes),
+            )
         )
-        for link in proto.links[: limits.max_attributes]
-    ]
-    return ReadableSpan(
+    attributes = limits.attributes(proto.attributes)
+    fields = OtlpSpanFields(
+        flags=proto.flags,
+        trace_state=proto.trace_state,
+        kind=proto.kind,
+        dropped_attributes_count=proto.dropped_attributes_count + len(proto.attributes) - len(attributes),
+        dropped_events_count=proto.dropped_events_count + len(proto.events) - len(kept_events),
+        dropped_links_count=proto.dropped_links_count + len(proto.links) - len(kept_links),
+        event_dropped_attributes_counts=tuple(event_dropped),
+        links=tuple(link_fields),
+        resource_dropped_attributes_count=resource.dropped,
+        scope_dropped_attributes_count=scope.dropped,
+    )
+    return ReceivedSpan(
+        fields,
         name=proto.name,
-        context=SpanContext(trace_id, span_id, False, flags, state),
-        parent=SpanContext(trace_id, parent_id, True) if parent_id else None,
-        resource=resource,
-        attributes=limits.attributes(proto.attributes),
+        context=_context(trace_id, span_id, proto.flags, proto.trace_state, remote=False),
+        parent=SpanContext(trace_id, parent_id, _is_remote(proto.flags)) if parent_id else None,
+        resource=resource.sdk,
+        attributes=attributes,
         events=events,
         links=links,
         kind=_SPAN_KINDS.get(proto.kind, SpanKind.INTERNAL),
         status=Status(_STATUS.get(proto.status.code, StatusCode.UNSET), proto.status.message or None),
         start_time=_time(proto.start_time_unix_nano, "start_time_unix_nano") or 0,
         end_time=_time(proto.end_time_unix_nano, "end_time_unix_nano"),
-        instrumentation_scope=scope,
+        instrumentation_scope=scope.sdk,
     )
+
+
+def _is_remote(flags: int) -> bool:
+    return bool(flags & IS_REMOTE)
+
+
+def _context(
+    trace_id: int, span_id: int, flags: int, trace_state: str, remote: bool | None = None
+) -> SpanContext:
+    """The SDK's view of a span or link context: the low 8 bits of ``flags`` are the W3C trace flags."""
+    state = TraceState.from_header([trace_state]) if trace_state else None
+    is_remote = _is_remote(flags) if remote is None else remote
+    return SpanContext(trace_id, span_id, is_remote, TraceFlags(flags & 0xFF), state)
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Received(Generic[_T]):
+    """A decoded resource or scope, with the dropped attribute count it came with (the SDK's has none)."""
+
+    sdk: _T
+    dropped: int
 
 
 def readable(record: ReadWriteLogRecord) -> ReadableLogRecord:

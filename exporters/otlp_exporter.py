@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from exporters.base import ResilientExporter
 from exporters.log_exporter import decode_log_batch, encode_log_batch
+from exporters.otlp_spans import encode_spans
 from exporters.settings import ExporterSettings
 from exporters.span_exporter import decode_span_batch, encode_span_batch
 
@@ -33,6 +34,23 @@ def split_properties(properties: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     ours = {k: v for k, v in properties.items() if k in _SETTING_NAMES}
     theirs = {k: v for k, v in properties.items() if k not in _SETTING_NAMES}
     return ours, theirs
+
+
+class LosslessOTLPSpanExporter(OTLPSpanExporter):
+    """The official OTLP/HTTP span exporter, sending spans encoded by
+    :func:`exporters.otlp_spans.encode_spans`: a received span goes on as it came (flags, trace states,
+    link details, dropped counts), the service's own as the SDK encodes them.
+
+    Its ``export`` calls the SDK's encoder with no hook to replace it, so this one encodes and hands the
+    bytes to the exporter's own client: the official transport (session, TLS, headers, compression,
+    retries with Retry-After) is reused rather than a hand-written HTTP client.
+    """
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        result = self._client.export(encode_spans(spans).SerializeToString())
+        return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
 
 
 class ResilientLogRecordExporter(ResilientExporter[ReadableLogRecord], LogRecordExporter):
@@ -106,9 +124,10 @@ class ResilientOTLPLogExporter(ResilientLogRecordExporter):
 
 
 class ResilientOTLPSpanExporter(ResilientSpanExporter):
-    """``OTLPSpanExporter`` (its arguments pass through) with retry, breaker and spool."""
+    """``OTLPSpanExporter`` (its arguments pass through) with retry, breaker and spool; lossless, so a
+    span replayed from the spool (decoded as a received one) goes out as it was spooled."""
 
     def __init__(self, **properties: Any) -> None:
         ours, theirs = split_properties(properties)
         theirs.setdefault("timeout", _FAST_FAIL_TIMEOUT)
-        super().__init__(OTLPSpanExporter(**theirs), ExporterSettings.with_properties(**ours))
+        super().__init__(LosslessOTLPSpanExporter(**theirs), ExporterSettings.with_properties(**ours))

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from exporters import anyvalue
+from exporters.otlp_spans import OtlpSpanFields, otlp_fields
 
 # The attribute keys under which instrumentation records pipeline context; promoted to columns.
 PIPELINE_ID = "pipeline.id"
@@ -95,6 +96,12 @@ SPAN_SCHEMA = pa.schema(
         ("resource_attributes", pa.string()),
         ("events", pa.string()),
         ("links", pa.string()),
+        ("flags", pa.uint32()),
+        ("dropped_attributes_count", pa.uint32()),
+        ("dropped_events_count", pa.uint32()),
+        ("dropped_links_count", pa.uint32()),
+        ("resource_dropped_attributes_count", pa.uint32()),
+        ("scope_dropped_attributes_count", pa.uint32()),
     ]
 )
 
@@ -395,21 +402,29 @@ def _same_for_all(batch: Sequence[ReadableLogRecord]) -> bool:
 _PLAIN_BODIES = {str, type(None)}
 
 
-def _events(span: ReadableSpan) -> list[dict[str, Any]]:
+def _events(span: ReadableSpan, fields: OtlpSpanFields) -> list[dict[str, Any]]:
     return [
-        {"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})}
-        for e in span.events
+        {
+            "name": e.name,
+            "timestamp": e.timestamp or None,  # 0: the sender did not know when
+            "attributes": dict(e.attributes or {}),
+            "dropped_attributes_count": dropped,
+        }
+        for e, dropped in zip(span.events, fields.event_dropped_attributes_counts, strict=True)
     ]
 
 
-def _links(span: ReadableSpan) -> list[dict[str, Any]]:
+def _links(span: ReadableSpan, fields: OtlpSpanFields) -> list[dict[str, Any]]:
     return [
         {
             "trace_id": format(link.context.trace_id, "032x"),
             "span_id": format(link.context.span_id, "016x"),
+            "trace_state": link_fields.trace_state or None,
+            "flags": link_fields.flags,
             "attributes": dict(link.attributes or {}),
+            "dropped_attributes_count": link_fields.dropped_attributes_count,
         }
-        for link in span.links
+        for link, link_fields in zip(span.links, fields.links, strict=True)
     ]
 
 
@@ -429,7 +444,8 @@ def span_table(batch: Iterable[ReadableSpan]) -> pa.Table:
         columns["trace_id"].append(format(ctx.trace_id, "032x"))
         columns["span_id"].append(format(ctx.span_id, "016x"))
         columns["parent_span_id"].append(format(span.parent.span_id, "016x") if span.parent else None)
-        columns["trace_state"].append(ctx.trace_state.to_header() if ctx.trace_state else None)
+        fields = otlp_fields(span)
+        columns["trace_state"].append(fields.trace_state or None)
         columns["name"].append(span.name)
         columns["kind"].append(span.kind.name if span.kind is not None else None)
         columns["service_name"].append(service)
@@ -445,6 +461,12 @@ def span_table(batch: Iterable[ReadableSpan]) -> pa.Table:
         columns["stage"].append(_context_value(STAGE, attrs, resource_attrs))
         columns["attributes"].append(to_json(attrs))
         columns["resource_attributes"].append(resource_json)
-        columns["events"].append(to_json(_events(span)))
-        columns["links"].append(to_json(_links(span)))
+        columns["events"].append(to_json(_events(span, fields)))
+        columns["links"].append(to_json(_links(span, fields)))
+        columns["flags"].append(fields.flags)
+        columns["dropped_attributes_count"].append(fields.dropped_attributes_count)
+        columns["dropped_events_count"].append(fields.dropped_events_count)
+        columns["dropped_links_count"].append(fields.dropped_links_count)
+        columns["resource_dropped_attributes_count"].append(fields.resource_dropped_attributes_count)
+        columns["scope_dropped_attributes_count"].append(fields.scope_dropped_attributes_count)
     return pa.table(columns, schema=SPAN_SCHEMA)

@@ -183,6 +183,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "span flags and dropped counts",
+        # OTLP's Span.flags (32 bits: the W3C trace flags and whether the parent is remote) and the
+        # dropped counts of the span, its resource and its scope: data a sender gave, kept as given (see
+        # exporters.otlp_spans). Events and links keep theirs in their JSON. Rows stored before did
+        # not record them: NULL ("not known"), not an invented 0.
+        (
+            "ALTER TABLE spans ADD COLUMN flags UINTEGER",
+            "ALTER TABLE spans ADD COLUMN dropped_attributes_count UINTEGER",
+            "ALTER TABLE spans ADD COLUMN dropped_events_count UINTEGER",
+            "ALTER TABLE spans ADD COLUMN dropped_links_count UINTEGER",
+            "ALTER TABLE spans ADD COLUMN resource_dropped_attributes_count UINTEGER",
+            "ALTER TABLE spans ADD COLUMN scope_dropped_attributes_count UINTEGER",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

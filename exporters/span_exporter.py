@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from exporters import otlp_codec
 from exporters.base import StoreExporter
+from exporters.otlp_spans import encode_spans
 from exporters.records import span_table
 
 
@@ -35,6 +35,7 @@ class DuckDBSpanExporter(StoreExporter[ReadableSpan], SpanExporter):
 
 
 def encode_span_batch(batch: Sequence[ReadableSpan]) -> bytes:
+    """A spooled batch, lossless: a received span read back is the one that was spooled."""
     return otlp_codec.to_otlp_json(encode_spans(batch))
 
 

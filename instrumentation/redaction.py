@@ -19,6 +19,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
+from exporters.otlp_spans import ReceivedSpan
+
 MASK = "***"
 
 _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -144,7 +146,7 @@ class Redactor:
             and clean_description == description
         ):
             return span
-        return ReadableSpan(
+        copy: dict[str, Any] = dict(
             name=span.name,
             context=span.context,
             parent=span.parent,
@@ -160,6 +162,10 @@ class Redactor:
             end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope,
         )
+        if isinstance(span, ReceivedSpan):
+            # What the SDK's span cannot hold (flags, dropped counts, link details) goes along.
+            return ReceivedSpan(span.otlp, **copy)
+        return ReadableSpan(**copy)
 
 
 DEFAULT_REDACTOR = Redactor()

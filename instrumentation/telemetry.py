@@ -43,6 +43,30 @@ def service_resource(service_name: str) -> Resource:
     return Resource.create({SERVICE_NAME: service_name})
 
 
+class ForwardingBatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch span processor for the service's own spans (``on_end``, sampled check and all),
+    and ``forward`` for spans the service received.
+
+    A received span was recorded by its sender, whatever its sampled bit says (the official Python
+    exporter never sets it: its flags are 0x100 or 0x300), so it must not meet ``on_end``'s check. The
+    SDK has no public way to queue a span without it, hence its batch processor's ``emit``; a test
+    (tests/exporters/test_otlp_spans.py) notices if that ever moves.
+    """
+
+    def forward(self, span: ReadableSpan) -> None:
+        self._batch_processor.emit(span)
+
+
+class ForwardingSimpleSpanProcessor(SimpleSpanProcessor):
+    """The SDK's simple span processor, with ``forward`` for received spans (see above)."""
+
+    def forward(self, span: ReadableSpan) -> None:
+        try:
+            self.span_exporter.export((span,))
+        except Exception:  # as the SDK's on_end: a failed forward never fails ingest
+            _logger.exception("could not forward a received span")
+
+
 @dataclass(frozen=True)
 class Batching:
     """How the service's batch log processors group records for their exporters."""
@@ -97,7 +121,7 @@ class Telemetry:
     _handler: LoggingHandler | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self._forward_span_processors: list[Any] = []
+        self._forward_span_processors: list[ForwardingBatchSpanProcessor | ForwardingSimpleSpanProcessor] = []
         self._forward_log_processors: list[Any] = []
         self.tracer_provider = TracerProvider(resource=self.resource, sampler=self.sampler)
         self.tracer_provider.add_span_processor(PipelineContextSpanProcessor())
@@ -106,9 +130,11 @@ class Telemetry:
             # The same schedule as logs (the SDK's span default is 5 s), so a trace shows up whole.
             exporter = RedactingSpanExporter(export.exporter, self.redactor)
             span_processor = (
-                SimpleSpanProcessor(exporter)
+                ForwardingSimpleSpanProcessor(exporter)
                 if export.simple
-                else BatchSpanProcessor(exporter, schedule_delay_millis=batching.schedule_delay_millis)
+                else ForwardingBatchSpanProcessor(
+                    exporter, schedule_delay_millis=batching.schedule_delay_millis
+                )
             )
             self.tracer_provider.add_span_processor(span_processor)
             if not export.acknowledges:
@@ -169,12 +195,13 @@ class Telemetry:
         return all(result is LogRecordExportResult.SUCCESS for result in results)
 
     def ingest_spans(self, spans: Sequence[ReadableSpan]) -> bool:
+        """Store received spans, then queue every one of them for the forwarders (sampled bit or not)."""
         spans = [self.redactor.span(span) for span in spans]
         exports = _exports(self.span_exporters)
         results = [export.exporter.export(spans) for export in exports if export.acknowledges]
         for processor in self._forward_span_processors:
             for span in spans:
-                processor.on_end(span)
+                processor.forward(span)
         return all(result is SpanExportResult.SUCCESS for result in results)
 
     def force_flush(self) -> None:

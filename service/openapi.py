@@ -57,6 +57,8 @@ def _query(name: str, schema: dict[str, Any], description: str, required: bool =
 
 
 _IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 256}
+# A dropped count: what the sender dropped plus what a local limit removed (null: not recorded).
+_COUNT = _nullable("integer", minimum=0)
 
 
 def _path(name: str, description: str, schema: dict[str, Any] = _IDENTIFIER) -> dict[str, Any]:
@@ -158,10 +160,17 @@ _SCHEMAS: dict[str, Any] = {
     "Span": {
         "type": "object",
         "required": ["trace_id", "span_id", "name", "start", "status", "attributes"],
+        "description": "Counts and flags are null for spans stored before they were recorded.",
         "properties": {
             "trace_id": {"type": "string"},
             "span_id": {"type": "string"},
             "parent_span_id": _nullable("string"),
+            "trace_state": _nullable("string", description="W3C tracestate, as received"),
+            "flags": _nullable(
+                "integer",
+                minimum=0,
+                description="OTLP Span.flags as received: bits 0-7 W3C trace flags, 8-9 parent is remote",
+            ),
             "name": {"type": "string"},
             "kind": _nullable("string"),
             "start": {"type": "string"},
@@ -169,8 +178,35 @@ _SCHEMAS: dict[str, Any] = {
             "duration_ms": _nullable("number"),
             "status": {"type": "object"},
             "attributes": {"type": "object"},
-            "events": {"type": "array"},
-            "links": {"type": "array"},
+            "dropped_attributes_count": _COUNT,
+            "dropped_events_count": _COUNT,
+            "dropped_links_count": _COUNT,
+            "events": {"type": "array", "items": _ref("SpanEvent")},
+            "links": {"type": "array", "items": _ref("SpanLink")},
+            "scope_dropped_attributes_count": _COUNT,
+            "resource_dropped_attributes_count": _COUNT,
+        },
+    },
+    "SpanEvent": {
+        "type": "object",
+        "required": ["name", "timestamp", "attributes"],
+        "properties": {
+            "name": {"type": "string"},
+            "timestamp": _nullable("string", description="null when the sender sent none (time 0)"),
+            "attributes": {"type": "object"},
+            "dropped_attributes_count": _COUNT,
+        },
+    },
+    "SpanLink": {
+        "type": "object",
+        "required": ["trace_id", "span_id", "attributes"],
+        "properties": {
+            "trace_id": {"type": "string"},
+            "span_id": {"type": "string"},
+            "trace_state": _nullable("string"),
+            "flags": _nullable("integer", minimum=0),
+            "attributes": {"type": "object"},
+            "dropped_attributes_count": _COUNT,
         },
     },
     "Correlation": {

@@ -28,7 +28,9 @@ _LOG_COLUMNS = """
 _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
     status_code, status_message, attributes, service_name, pipeline_id, run_id, stage, events, links,
-    resource_attributes, scope_name, scope_version
+    resource_attributes, scope_name, scope_version, trace_state, flags, dropped_attributes_count,
+    dropped_events_count, dropped_links_count, resource_dropped_attributes_count,
+    scope_dropped_attributes_count
 """
 MAX_TRACE_LOGS = 10_000
 # Timeline bucket widths to choose from, smallest first; the first giving at most MAX_BUCKETS wins.
@@ -132,12 +134,15 @@ def log_record(row: Sequence[Any]) -> dict[str, Any]:
 
 def span_record(row: Sequence[Any]) -> dict[str, Any]:
     (trace_id, span_id, parent, name, kind, start, end, duration_ns, status_code, status_message, attributes,
-     service_name, pipeline_id, run_id, stage, events, links, resource, scope_name,
-     scope_version) = row  # fmt: skip
+     service_name, pipeline_id, run_id, stage, events, links, resource, scope_name, scope_version,
+     trace_state, flags, dropped_attributes, dropped_events, dropped_links, resource_dropped,
+     scope_dropped) = row  # fmt: skip
     return {
         "trace_id": trace_id,
         "span_id": span_id,
         "parent_span_id": parent,
+        "trace_state": trace_state,
+        "flags": flags,
         "name": name,
         "kind": kind,
         "start": format_time(start),
@@ -145,16 +150,26 @@ def span_record(row: Sequence[Any]) -> dict[str, Any]:
         "duration_ms": duration_ns / 1e6 if duration_ns is not None else None,
         "status": {"code": status_code, "message": status_message},
         "attributes": _json(attributes),
+        "dropped_attributes_count": dropped_attributes,
+        "dropped_events_count": dropped_events,
+        "dropped_links_count": dropped_links,
         "service_name": service_name,
         "pipeline_id": pipeline_id,
         "run_id": run_id,
         "stage": stage,
+        # Spans stored before schema 7 did not record these: null, as for the span's own counts.
         "events": [
-            {**event, "timestamp": format_time(event.get("timestamp"))} for event in _json(events) or []
+            {"dropped_attributes_count": None, **event, "timestamp": format_time(event.get("timestamp"))}
+            for event in _json(events) or []
         ],
-        "links": _json(links) or [],
+        "links": [
+            {"trace_state": None, "flags": None, "dropped_attributes_count": None, **link}
+            for link in _json(links) or []
+        ],
         "scope": {"name": scope_name, "version": scope_version} if scope_name is not None else None,
+        "scope_dropped_attributes_count": scope_dropped,
         "resource": _json(resource),
+        "resource_dropped_attributes_count": resource_dropped,
     }
 
 

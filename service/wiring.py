@@ -16,7 +16,12 @@ from urllib.parse import urlparse
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 
 from exporters.log_exporter import DuckDBLogRecordExporter
-from exporters.otlp_exporter import ResilientLogRecordExporter, ResilientSpanExporter, split_properties
+from exporters.otlp_exporter import (
+    LosslessOTLPSpanExporter,
+    ResilientLogRecordExporter,
+    ResilientSpanExporter,
+    split_properties,
+)
 from exporters.settings import ExporterSettings
 from exporters.span_exporter import DuckDBSpanExporter
 from exporters.store import TelemetryStore
@@ -75,15 +80,16 @@ def _otlp(signal: str, name: str, properties: dict[str, Any], env_endpoint: str 
         options["insecure"] = endpoint.startswith("http://")
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+
+        from exporters.otlp_grpc import LosslessGrpcSpanExporter as GrpcSpans  # spans go out lossless
 
         return {"logs": GrpcLogs, "traces": GrpcSpans, "metrics": GrpcMetrics}[signal](**options)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     options.setdefault("timeout", 5.0)
-    http_classes = {"logs": OTLPLogExporter, "traces": OTLPSpanExporter, "metrics": OTLPMetricExporter}
+    spans = LosslessOTLPSpanExporter  # a received span goes out as it came (exporters.otlp_spans)
+    http_classes = {"logs": OTLPLogExporter, "traces": spans, "metrics": OTLPMetricExporter}
     return http_classes[signal](**options)
 
 
