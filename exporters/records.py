@@ -6,7 +6,6 @@ a resource is encoded once per batch, not once per record.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -102,19 +101,14 @@ SPAN_SCHEMA = pa.schema(
         ("dropped_links_count", pa.uint32()),
         ("resource_dropped_attributes_count", pa.uint32()),
         ("scope_dropped_attributes_count", pa.uint32()),
+        ("resource_schema_url", pa.string()),
+        ("scope_schema_url", pa.string()),
+        ("scope_attributes", pa.string()),
+        # Spans are written in the typed form (``exporters.anyvalue``): attributes of the span, its
+        # resource, scope, events and links, keys in the order sent. Rows stored before: plain, sorted.
+        ("typed_values", pa.bool_()),
     ]
 )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)
-
-
-def to_json(value: Any) -> str:
-    """Canonical JSON (sorted keys) so that equal attribute sets give equal text and equal ids."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class _ResourceCache:
@@ -129,7 +123,7 @@ class _ResourceCache:
         if hit is None or hit[0] is not resource:
             attrs: Mapping[str, Any] = dict(resource.attributes) if resource is not None else {}
             service = attrs.get("service.name")
-            hit = (resource, str(service) if service is not None else None, to_json(attrs), attrs)
+            hit = (resource, str(service) if service is not None else None, _typed_json(attrs), attrs)
             self._resources[id(resource)] = hit
         return hit[1], hit[2], hit[3]
 
@@ -199,18 +193,20 @@ _DESCRIBED = (
 )
 
 
-def _described(resource: Resource | None, scope: InstrumentationScope | None) -> tuple[tuple[Any, ...], bool]:
-    """The ``_DESCRIBED`` columns of one (resource, scope) pair, and whether they need the typed form."""
+def _described(
+    resource: Resource | None, scope: InstrumentationScope | None, typed: bool
+) -> tuple[Any, ...] | None:
+    """The ``_DESCRIBED`` columns of one (resource, scope) pair; None when ``typed`` is false and
+    plain JSON would lose a value (the batch is then written in the typed form)."""
     attrs: Mapping[str, Any] = resource.attributes if resource is not None else _EMPTY
     service = attrs.get("service.name")
-    resource_json = anyvalue.plain_json(dict(attrs))
     scope_attrs = dict(scope.attributes or {}) if scope is not None else {}
-    scope_json = anyvalue.plain_json(scope_attrs) if scope_attrs else None
-    typed = resource_json is None or (bool(scope_attrs) and scope_json is None)
-    if typed:
-        resource_json = orjson.dumps(anyvalue.typed_map(attrs)).decode()
-        scope_json = orjson.dumps(anyvalue.typed_map(scope_attrs)).decode() if scope_attrs else None
-    columns = (
+    encode = _typed_json if typed else anyvalue.plain_json
+    resource_json = encode(dict(attrs))
+    scope_json = encode(scope_attrs) if scope_attrs else None
+    if resource_json is None or (scope_attrs and scope_json is None):
+        return None
+    return (
         str(service) if service is not None else None,
         resource_json,
         (resource.schema_url or None) if resource is not None else None,
@@ -221,7 +217,16 @@ def _described(resource: Resource | None, scope: InstrumentationScope | None) ->
         scope_json,
         getattr(scope, "dropped_attributes_count", 0),
     )
-    return columns, typed
+
+
+def _descriptions(owners: list[ReadableLogRecord], typed: bool) -> list[tuple[Any, ...]] | None:
+    """Each (resource, scope) pair's columns; None when one of them cannot be written plain."""
+    described = [_described(o.resource, o.instrumentation_scope, typed) for o in owners]
+    return None if None in described else described  # type: ignore[return-value]
+
+
+def _typed_json(values: Mapping[str, Any]) -> str:
+    return orjson.dumps(anyvalue.typed_map(values)).decode()
 
 
 @dataclass(frozen=True)
@@ -280,16 +285,22 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
     if n == 0:
         return LogRows(LOG_ROW_SCHEMA.empty_table(), "[]")
     records = list(map(_log_record, batch))
+    # A batch is written wholly in plain JSON, or (when that would lose a value anywhere in it: rare)
+    # wholly in the typed form, so that one flag per row says how its attributes, resource and scope
+    # are written (``exporters.anyvalue``).
     pairs: dict[tuple[int, int], int] = {}
-    descriptions: list[tuple[Any, ...]] = []
-    typed_pairs: list[bool] = []
+    owners: list[ReadableLogRecord] = []
     for item in batch if not _same_for_all(batch) else batch[:1]:
         ident = (id(item.resource), id(item.instrumentation_scope))
         if ident not in pairs:
-            pairs[ident] = len(descriptions)
-            columns_of_pair, typed_pair = _described(item.resource, item.instrumentation_scope)
-            descriptions.append(columns_of_pair)
-            typed_pairs.append(typed_pair)
+            pairs[ident] = len(owners)
+            owners.append(item)
+    attributes_json, typed = _attributes_json(records)
+    descriptions = _descriptions(owners, typed)
+    if descriptions is None:
+        typed = True
+        attributes_json = _attributes_json(records, typed=True)[0]
+        descriptions = _descriptions(owners, typed) or []
     if len(descriptions) == 1:
         pair_of_row: list[int] | None = None
         described = {
@@ -302,7 +313,6 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
             name: pa.array([descriptions[p][i] for p in pair_of_row], LOG_ROW_SCHEMA.field(name).type)
             for i, name in enumerate(_DESCRIBED)
         }
-    attributes_json, typed_rows = _attributes_json(records, typed_pairs, pair_of_row)
     raw_times = _column(records, "timestamp")
     raw_observed = _column(records, "observed_timestamp")
     trace_ids, trace_digest = _hex_ids(_column(records, "trace_id"), "032x")
@@ -343,7 +353,7 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
         "body": pa.array(bodies, pa.string()),
         "body_value": pa.array(body_values, pa.string()) if body_values else pa.nulls(n, pa.string()),
         "event_name": pc.if_else(pc.equal(event_name_array, ""), None, event_name_array),
-        "typed_values": pa.array(typed_rows, pa.bool_()) if typed_rows else pa.repeat(False, n),
+        "typed_values": pa.repeat(typed, n),
         "dropped_attributes_count": pa.array(dropped, pa.uint32())
         if dropped
         else pa.repeat(0, n).cast(pa.uint32()),
@@ -368,10 +378,8 @@ def _dropped_counts(records: list[Any]) -> list[int] | None:
     return list(map(add, by_limit, by_sender))
 
 
-def _attributes_json(
-    records: list[Any], typed_pairs: list[bool], pair_of_row: list[int] | None
-) -> tuple[str, list[bool] | None]:
-    """Every record's attributes as one JSON array, and which rows are in the typed form (None: none).
+def _attributes_json(records: list[Any], typed: bool = False) -> tuple[str, bool]:
+    """Every record's attributes as one JSON array, and whether it is in the typed form.
 
     One ``orjson`` call per batch, not per record, when every value is plain JSON (see
     ``exporters.anyvalue``): on this machine ``orjson.dumps`` costs about 2 us a call whatever the size,
@@ -380,18 +388,11 @@ def _attributes_json(
     """
     # BoundedAttributes iterates under a lock, key by key; its plain dict is serialised in one step.
     plain = [getattr(attrs, "_dict", attrs) or _EMPTY for attrs in _column(records, "attributes")]
-    if not any(typed_pairs):
+    if not typed:
         text = anyvalue.plain_json(plain)
         if text is not None:
-            return text, None
-    texts: list[str] = []
-    typed_rows: list[bool] = []
-    for index, attrs in enumerate(plain):
-        forced = typed_pairs[pair_of_row[index] if pair_of_row is not None else 0]
-        encoded = None if forced else anyvalue.plain_json(attrs)
-        typed_rows.append(encoded is None)
-        texts.append(encoded if encoded is not None else orjson.dumps(anyvalue.typed_map(attrs)).decode())
-    return "[" + ",".join(texts) + "]", typed_rows
+            return text, False
+    return orjson.dumps([anyvalue.typed_map(attrs) for attrs in plain]).decode(), True
 
 
 def _same_for_all(batch: Sequence[ReadableLogRecord]) -> bool:
@@ -407,7 +408,7 @@ def _events(span: ReadableSpan, fields: OtlpSpanFields) -> list[dict[str, Any]]:
         {
             "name": e.name,
             "timestamp": e.timestamp or None,  # 0: the sender did not know when
-            "attributes": dict(e.attributes or {}),
+            "attributes": anyvalue.typed_map(e.attributes or {}),
             "dropped_attributes_count": dropped,
         }
         for e, dropped in zip(span.events, fields.event_dropped_attributes_counts, strict=True)
@@ -421,7 +422,7 @@ def _links(span: ReadableSpan, fields: OtlpSpanFields) -> list[dict[str, Any]]:
             "span_id": format(link.context.span_id, "016x"),
             "trace_state": link_fields.trace_state or None,
             "flags": link_fields.flags,
-            "attributes": dict(link.attributes or {}),
+            "attributes": anyvalue.typed_map(link.attributes or {}),
             "dropped_attributes_count": link_fields.dropped_attributes_count,
         }
         for link, link_fields in zip(span.links, fields.links, strict=True)
@@ -459,10 +460,15 @@ def span_table(batch: Iterable[ReadableSpan]) -> pa.Table:
         columns["pipeline_id"].append(_context_value(PIPELINE_ID, attrs, resource_attrs))
         columns["run_id"].append(_context_value(RUN_ID, attrs, resource_attrs))
         columns["stage"].append(_context_value(STAGE, attrs, resource_attrs))
-        columns["attributes"].append(to_json(attrs))
+        columns["attributes"].append(_typed_json(attrs))
         columns["resource_attributes"].append(resource_json)
-        columns["events"].append(to_json(_events(span, fields)))
-        columns["links"].append(to_json(_links(span, fields)))
+        columns["events"].append(orjson.dumps(_events(span, fields)).decode())
+        columns["links"].append(orjson.dumps(_links(span, fields)).decode())
+        columns["resource_schema_url"].append((span.resource.schema_url or None) if span.resource else None)
+        columns["scope_schema_url"].append((scope.schema_url or None) if scope else None)
+        scope_attributes = dict(scope.attributes or {}) if scope else {}
+        columns["scope_attributes"].append(_typed_json(scope_attributes) if scope_attributes else None)
+        columns["typed_values"].append(True)
         columns["flags"].append(fields.flags)
         columns["dropped_attributes_count"].append(fields.dropped_attributes_count)
         columns["dropped_events_count"].append(fields.dropped_events_count)

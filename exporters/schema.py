@@ -170,6 +170,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE logs ADD COLUMN scope_schema_url VARCHAR",
             "ALTER TABLE logs ADD COLUMN scope_attributes VARCHAR",
             "ALTER TABLE logs ADD COLUMN scope_dropped_attributes_count UINTEGER DEFAULT 0",
+            # See exporters.store: where each promoted attribute stood, so it is returned in its place.
+            "ALTER TABLE logs ADD COLUMN promoted_places UINTEGER DEFAULT 0",
             # One row per delivery (a batch or request, by a digest of its content, see
             # exporters.records.LogRows): a delivery seen before is not stored again, whatever its
             # records hold. Record ids are no longer content hashes, so identical records all stay.
@@ -185,7 +187,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         7,
-        "span flags and dropped counts",
+        "every OTLP field of a span, typed",
         # OTLP's Span.flags (32 bits: the W3C trace flags and whether the parent is remote) and the
         # dropped counts of the span, its resource and its scope: data a sender gave, kept as given (see
         # exporters.otlp_spans). Events and links keep theirs in their JSON. Rows stored before did
@@ -197,6 +199,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE spans ADD COLUMN dropped_links_count UINTEGER",
             "ALTER TABLE spans ADD COLUMN resource_dropped_attributes_count UINTEGER",
             "ALTER TABLE spans ADD COLUMN scope_dropped_attributes_count UINTEGER",
+            "ALTER TABLE spans ADD COLUMN resource_schema_url VARCHAR",
+            "ALTER TABLE spans ADD COLUMN scope_schema_url VARCHAR",
+            "ALTER TABLE spans ADD COLUMN scope_attributes VARCHAR",
+            # Attributes in the typed form (exporters.anyvalue), keys in the order sent: rows stored
+            # before hold plain JSON with sorted keys.
+            "ALTER TABLE spans ADD COLUMN typed_values BOOLEAN DEFAULT false",
         ),
     ),
 )

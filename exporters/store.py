@@ -54,6 +54,14 @@ _PROMOTED = ", ".join(
 # A promoted attribute that is a string is stored once, in its column, not again in ``attributes``:
 # they repeat on every record of a run and were a quarter of the store's bytes. Bit i of
 # ``promoted_keys`` says key i of PROMOTED_KEYS was such an attribute; readers put it back.
+# Byte i of ``promoted_places`` is where key i stood among the record's attributes (1 = first), so
+# that readers put it back in its place: attributes are returned in the order they were sent.
+_PROMOTED_PLACES = " + ".join(
+    f"CASE WHEN kinds[{bit + 1}] = 'VARCHAR' THEN "
+    f"least(coalesce(list_position(json_keys(attributes), '{key}'), 0), 255)::UINTEGER << {8 * bit} "
+    "ELSE 0 END"
+    for bit, (key, _) in enumerate(PROMOTED_KEYS)
+)
 _PROMOTED_BITS = " + ".join(
     f"CASE WHEN kinds[{bit + 1}] = 'VARCHAR' THEN {1 << bit} ELSE 0 END" for bit in range(len(PROMOTED_KEYS))
 )
@@ -91,7 +99,8 @@ ON CONFLICT DO NOTHING RETURNING 1
 _INSERT_LOGS = f"""
 INSERT INTO logs BY NAME
 SELECT * EXCLUDE (own, inherited, kinds, "row") REPLACE ({_WITHOUT_PROMOTED} AS attributes) FROM (
-    SELECT *, {_PROMOTED}, ({_PROMOTED_BITS})::UTINYINT AS promoted_keys FROM (
+    SELECT *, {_PROMOTED}, ({_PROMOTED_BITS})::UTINYINT AS promoted_keys,
+           ({_PROMOTED_PLACES})::UINTEGER AS promoted_places FROM (
         SELECT hash($key::UHUGEINT, "row") AS id, json_extract_string(attributes, {_PATHS}) AS own,
                json_extract_string(resource_attributes, {_PATHS}) AS inherited,
                json_type(attributes, {_PATHS}) AS kinds, *

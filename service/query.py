@@ -23,14 +23,15 @@ _LOG_COLUMNS = """
     body, scope_name, scope_version, trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage,
     attributes, resource_attributes, promoted_keys, time_absent, coalesce(flags, trace_flags) AS flags,
     body_value, typed_values, dropped_attributes_count, resource_schema_url,
-    resource_dropped_attributes_count, scope_schema_url, scope_attributes, scope_dropped_attributes_count
+    resource_dropped_attributes_count, scope_schema_url, scope_attributes, scope_dropped_attributes_count,
+    promoted_places
 """
 _SPAN_COLUMNS = """
     trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
     status_code, status_message, attributes, service_name, pipeline_id, run_id, stage, events, links,
     resource_attributes, scope_name, scope_version, trace_state, flags, dropped_attributes_count,
     dropped_events_count, dropped_links_count, resource_dropped_attributes_count,
-    scope_dropped_attributes_count
+    scope_dropped_attributes_count, resource_schema_url, scope_schema_url, scope_attributes, typed_values
 """
 MAX_TRACE_LOGS = 10_000
 # Timeline bucket widths to choose from, smallest first; the first giving at most MAX_BUCKETS wins.
@@ -91,13 +92,11 @@ def log_record(row: Sequence[Any]) -> dict[str, Any]:
     (record_id, ts, observed, severity_text, severity_number, body, scope_name, scope_version, trace_id,
      span_id, event_name, service_name, pipeline_id, run_id, stage, attributes, resource,
      promoted_keys, time_absent, flags, body_value, typed_values, dropped, resource_schema_url,
-     resource_dropped, scope_schema_url, scope_attributes, scope_dropped) = row  # fmt: skip
+     resource_dropped, scope_schema_url, scope_attributes, scope_dropped, promoted_places) = row  # fmt: skip
     attributes_out = anyvalue.api_map(attributes, typed_values)
     if promoted_keys:  # string attributes kept only in their columns (exporters.store) go back
-        values = (pipeline_id, run_id, stage)
-        for bit, (key, _) in enumerate(PROMOTED_KEYS):
-            if promoted_keys >> bit & 1:
-                attributes_out[key] = values[bit]
+        attributes_out = _with_promoted(attributes_out, promoted_keys, promoted_places or 0,
+                                        (pipeline_id, run_id, stage))  # fmt: skip
     has_scope = scope_name is not None or scope_attributes is not None or scope_schema_url is not None
     return {
         "id": format(record_id, "016x"),
@@ -132,11 +131,34 @@ def log_record(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+def _typed(values: dict[str, Any] | None, typed_form: bool) -> dict[str, Any]:
+    """An attribute map read from inside stored JSON (events, links) in the API's typed form."""
+    if not values:
+        return {}
+    return values if typed_form else {key: anyvalue.from_plain(value) for key, value in values.items()}
+
+
+def _with_promoted(
+    attributes: dict[str, Any], promoted_keys: int, places: int, values: tuple[Any, ...]
+) -> dict[str, Any]:
+    """``attributes`` with the promoted ones back where they stood (byte i of ``places``, from 1; 0:
+    not known, as in rows stored before schema 6, which go last)."""
+    items = list(attributes.items())
+    back = [
+        (places >> (8 * bit) & 0xFF or len(items) + 1 + bit, key, values[bit])
+        for bit, (key, _) in enumerate(PROMOTED_KEYS)
+        if promoted_keys >> bit & 1
+    ]
+    for place, key, value in sorted(back):
+        items.insert(place - 1, (key, value))
+    return dict(items)
+
+
 def span_record(row: Sequence[Any]) -> dict[str, Any]:
     (trace_id, span_id, parent, name, kind, start, end, duration_ns, status_code, status_message, attributes,
      service_name, pipeline_id, run_id, stage, events, links, resource, scope_name, scope_version,
      trace_state, flags, dropped_attributes, dropped_events, dropped_links, resource_dropped,
-     scope_dropped) = row  # fmt: skip
+     scope_dropped, resource_schema_url, scope_schema_url, scope_attributes, typed_values) = row  # fmt: skip
     return {
         "trace_id": trace_id,
         "span_id": span_id,
@@ -149,7 +171,7 @@ def span_record(row: Sequence[Any]) -> dict[str, Any]:
         "end": format_time(end),
         "duration_ms": duration_ns / 1e6 if duration_ns is not None else None,
         "status": {"code": status_code, "message": status_message},
-        "attributes": _json(attributes),
+        "attributes": anyvalue.api_map(attributes, typed_values),
         "dropped_attributes_count": dropped_attributes,
         "dropped_events_count": dropped_events,
         "dropped_links_count": dropped_links,
@@ -159,16 +181,36 @@ def span_record(row: Sequence[Any]) -> dict[str, Any]:
         "stage": stage,
         # Spans stored before schema 7 did not record these: null, as for the span's own counts.
         "events": [
-            {"dropped_attributes_count": None, **event, "timestamp": format_time(event.get("timestamp"))}
+            {
+                "dropped_attributes_count": None,
+                **event,
+                "timestamp": format_time(event.get("timestamp")),
+                "attributes": _typed(event.get("attributes"), typed_values),
+            }
             for event in _json(events) or []
         ],
         "links": [
-            {"trace_state": None, "flags": None, "dropped_attributes_count": None, **link}
+            {
+                "trace_state": None,
+                "flags": None,
+                "dropped_attributes_count": None,
+                **link,
+                "attributes": _typed(link.get("attributes"), typed_values),
+            }
             for link in _json(links) or []
         ],
-        "scope": {"name": scope_name, "version": scope_version} if scope_name is not None else None,
+        "scope": {
+            "name": scope_name,
+            "version": scope_version,
+            "schema_url": scope_schema_url,
+            "attributes": anyvalue.api_map(scope_attributes, bool(typed_values)),
+            "dropped_attributes_count": scope_dropped,
+        }
+        if scope_name is not None or scope_attributes is not None
+        else None,
         "scope_dropped_attributes_count": scope_dropped,
-        "resource": _json(resource),
+        "resource": anyvalue.api_map(resource, typed_values),
+        "resource_schema_url": resource_schema_url,
         "resource_dropped_attributes_count": resource_dropped,
     }
 

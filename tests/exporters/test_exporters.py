@@ -81,9 +81,9 @@ def test_records_from_the_sdk_keep_every_field(store: TelemetryStore) -> None:
     (stored_span,) = spans
     assert stored_span["name"] == "work"
     assert stored_span["status"] == {"code": "ERROR", "message": "load failed"}
-    assert stored_span["attributes"] == {"rows": 12}
+    assert stored_span["attributes"] == {"rows": {"intValue": "12"}}
     assert stored_span["events"][0]["name"] == "checkpoint"
-    assert stored_span["events"][0]["attributes"] == {"at": 3}
+    assert stored_span["events"][0]["attributes"] == {"at": {"intValue": "3"}}
     assert stored_span["duration_ms"] > 0
 
 

@@ -44,7 +44,7 @@ def test_a_received_span_reads_back_with_every_field_it_was_sent_with(stored: Sp
     assert [full[key] for key in dropped] == [4, 5, 6]
     assert (full["resource_dropped_attributes_count"], full["scope_dropped_attributes_count"]) == (7, 8)
     assert full["events"] == [
-        {"name": "no time known", "timestamp": None, "attributes": {"n": 1}, "dropped_attributes_count": 1},
+        {"name": "no time known", "timestamp": None, "attributes": {"n": {"intValue": "1"}}, "dropped_attributes_count": 1},
         {"name": "timed", "timestamp": "2026-09-21T14:13:20.500000000Z", "attributes": {},
          "dropped_attributes_count": 0},
     ]  # fmt: skip
@@ -64,7 +64,13 @@ def test_a_received_span_reads_back_with_every_field_it_was_sent_with(stored: Sp
         "SERVER",
         {"code": "ERROR", "message": "boom"},
     )
-    assert full["attributes"] == {"http.route": "/orders", "rows": 3, "ratio": 0.5, "ok": True}
+    assert full["attributes"] == {
+        "http.route": "/orders",
+        "rows": {"intValue": "3"},
+        "ratio": {"doubleValue": 0.5},
+        "ok": {"boolValue": True},
+    }
+    assert list(full["attributes"]) == ["http.route", "rows", "ratio", "ok"]  # in the order sent
     # A span with no flags at all (as the specification's example request) says so, and nothing else.
     assert (bare["flags"], bare["trace_state"], bare["kind"]) == (0, None, "INTERNAL")
     assert [bare[key] for key in dropped] == [0, 0, 0] and (bare["events"], bare["links"]) == ([], [])
