@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -18,7 +17,7 @@ from instrumentation.config import ConfigError
 from service.app import close_app, create_app
 from service.config_cli import config
 from service.run_cli import run_command
-from service.settings import Settings
+from service.settings import Settings, is_loopback
 from service.spool_cli import spool
 
 
@@ -34,16 +33,6 @@ def _settings(**options: Any) -> Settings:
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach; a name other than localhost counts as public."""
-    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @click.group()
@@ -86,6 +75,12 @@ def serve(
         raise click.UsageError(
             f"refusing to listen on {settings.host} without {' and '.join(missing)}: set the token(s), "
             "listen on 127.0.0.1, or pass --insecure"
+        )
+    if settings.cors_origins and settings.api_token_value is None:
+        # Those origins' pages could read every log and run code: CORS is only for a guarded API.
+        raise click.UsageError(
+            "refusing to start: ALLOW_ORIGINS is set without PIPETRACE_API_TOKEN; set the token or unset "
+            "ALLOW_ORIGINS"
         )
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

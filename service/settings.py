@@ -6,6 +6,7 @@ reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from pathlib import Path
@@ -22,10 +23,22 @@ DEFAULT_HOST = "127.0.0.1"
 # The standard OTLP/HTTP port: an OTel SDK with default settings sends here without configuration.
 DEFAULT_PORT = 4318
 DEFAULT_CONFIG_FILE = "otel-config.yaml"
+# Loopback names only: a page on another site that rebinds its own name to 127.0.0.1 sends that name.
+DEFAULT_ALLOWED_HOSTS = "localhost,127.0.0.1,[::1]"
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach; a name other than localhost counts as public."""
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -122,13 +135,41 @@ class Settings(BaseSettings):
         4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")
     )
     allow_origins: str = Field(
-        "http://localhost:3000", validation_alias=_env("ALLOW_ORIGINS", "allow_origins")
+        "",
+        validation_alias=_env("ALLOW_ORIGINS", "allow_origins"),
+        description="Web origins allowed to call /api/* (and /v1/*) cross-origin, comma-separated (* for "
+        "any); each prefix only once its token is set. Empty: no page of another origin can read the API.",
+    )
+    allowed_hosts: str = Field(
+        DEFAULT_ALLOWED_HOSTS,
+        validation_alias=_env("PIPETRACE_ALLOWED_HOSTS", "allowed_hosts"),
+        description="Host header names answered (any port), comma-separated (* for any); the listen address "
+        "is added. Others get 421: a DNS-rebinding page names its own host.",
+    )
+    allow_user_code: bool = Field(
+        False,
+        validation_alias=_env("PIPETRACE_ALLOW_USER_CODE", "allow_user_code"),
+        description="Let the dlt_code template run code without PIPETRACE_API_TOKEN (on loopback only).",
     )
 
     @property
     def cors_origins(self) -> list[str]:
         """``ALLOW_ORIGINS`` is a comma-separated list; ``*`` allows any origin."""
         return [origin.strip() for origin in self.allow_origins.split(",") if origin.strip()]
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names (lower case, IPv6 without brackets) the service answers; ``*`` means any."""
+        names = {name.strip().strip("[]").lower() for name in self.allowed_hosts.split(",") if name.strip()}
+        bound = self.host.strip("[]").lower()
+        if bound not in ("0.0.0.0", "::", ""):  # a wildcard is no name a client uses
+            names.add(bound)
+        return frozenset(names)
+
+    @property
+    def user_code_allowed(self) -> bool:
+        """dlt_code runs what the request sends: only behind the API token, or when asked for on loopback."""
+        return self.api_token_value is not None or (self.allow_user_code and is_loopback(self.host))
 
     @field_validator("api_token", "ingest_token", mode="before")
     @classmethod
