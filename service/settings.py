@@ -161,9 +161,9 @@ class Settings(BaseSettings):
     def trusted_hosts(self) -> frozenset[str]:
         """Host names (lower case, IPv6 without brackets) the service answers; ``*`` means any."""
         names = {name.strip().strip("[]").lower() for name in self.allowed_hosts.split(",") if name.strip()}
-        bound = self.host.strip("[]").lower()
-        if bound not in ("0.0.0.0", "::", ""):  # a wildcard is no name a client uses
-            names.add(bound)
+        # Runs send their telemetry to the listen address, a wildcard too (http://0.0.0.0:port reaches
+        # this machine). An address is no rebinding risk: no other server can serve a page from it.
+        names.add(self.host.strip("[]").lower())
         return frozenset(names)
 
     @property

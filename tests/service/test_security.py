@@ -309,11 +309,12 @@ def test_loopback_names_on_any_port_are_answered(client: FlaskClient, host: str)
     assert client.get("/api/logs/stats", headers={"Host": host}).status_code == 200
 
 
-def test_allowed_hosts_are_configurable_and_the_listen_address_is_added(tmp_path: Path) -> None:
-    app = create_app(data_dir=tmp_path / "data", allowed_hosts="pipetrace.internal", host="192.168.1.4")
+@pytest.mark.parametrize("listen", ["192.168.1.4", "0.0.0.0"])
+def test_allowed_hosts_are_configurable_and_the_listen_address_is_added(tmp_path: Path, listen: str) -> None:
+    app = create_app(data_dir=tmp_path / "data", allowed_hosts="pipetrace.internal", host=listen)
     try:
         client = app.test_client()
-        for host in ("pipetrace.internal:4318", "192.168.1.4:4318"):
+        for host in ("pipetrace.internal:4318", f"{listen}:4318"):  # runs report to the listen address
             assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
         for host in ("localhost", "evil.example"):  # the list replaces the default
             assert client.get("/healthz", headers={"Host": host}).status_code == 421, host
