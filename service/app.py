@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from re import Pattern
 from typing import Any
 
 from flask import Flask
@@ -21,6 +22,7 @@ from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry
 from service.auth import install_auth
 from service.errors import register_error_handlers
+from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.pipelines import PipelineRepository
 from service.query import LogQueries
@@ -86,16 +88,11 @@ def create_app(
         ),
     )  # fmt: skip
     register_error_handlers(app)
+    install_host_check(app, settings.trusted_hosts)  # first: a rebinding page learns nothing else
     install_auth(app, settings.api_token_value, settings.ingest_token_value)
+    install_preflight_only_writes(app, settings.api_token_value)
     install_security_headers(app)
-    CORS(
-        app,
-        resources={
-            r"/api/*": {"origins": settings.cors_origins},
-            r"/v1/*": {"origins": settings.cors_origins},
-        },
-        expose_headers=[CORRELATION_HEADER, "traceresponse"],
-    )
+    _install_cors(app, settings)
     for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint, pipelines.blueprint, ui.blueprint):
         app.register_blueprint(blueprint)
     instrument_app(
@@ -123,6 +120,23 @@ def create_app(
         app.extensions["pipetrace.retention"] = worker
     _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
     return app
+
+
+def _install_cors(app: Flask, settings: Settings) -> None:
+    """``ALLOW_ORIGINS`` for each prefix whose token is set: an origin given the API without a token
+    could read every log and run code. ``pipetrace serve`` refuses that configuration outright."""
+    resources: dict[str | Pattern[str], dict[str, Any]] = {
+        pattern: {"origins": settings.cors_origins}
+        for pattern, token in ((r"/api/*", settings.api_token_value), (r"/v1/*", settings.ingest_token_value))
+        if token is not None and settings.cors_origins
+    }
+    if settings.cors_origins and len(resources) < 2:
+        _logger.warning(
+            "ALLOW_ORIGINS is set but not used for %s: CORS needs the prefix's token set",
+            " and ".join(p for p in ("/api/*", "/v1/*") if p not in resources),
+        )
+    if resources:
+        CORS(app, resources=resources, expose_headers=[CORRELATION_HEADER, "traceresponse"])
 
 
 def _wire_telemetry(

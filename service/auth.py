@@ -1,9 +1,10 @@
 """Bearer tokens: ``PIPETRACE_API_TOKEN`` guards ``/api/*``, ``PIPETRACE_INGEST_TOKEN`` guards ``/v1/*``
 and the OTLP/gRPC services (as ``authorization`` metadata, checked in ``service.otlp_grpc``).
 
-A token that is not set leaves its routes open, which keeps local use as simple as before; `pipetrace
-serve` refuses to listen beyond loopback without both (see ``service.cli``). Tokens are compared in
-constant time, and a refusal never says which part of the token was wrong.
+The API token also guards ``/openapi.json`` and ``/readyz``'s details (``/readyz``'s bare status stays
+open for probes). A token that is not set leaves its routes open, which keeps local use as simple as
+before; `pipetrace serve` refuses to listen beyond loopback without both (see ``service.cli``). Tokens
+are compared in constant time, and a refusal never says which part of the token was wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from service.errors import error_response
 
 API_PREFIX = "/api/"
 INGEST_PREFIX = "/v1/"
+# Outside /api/ but guarded alike: the description of every route is a map for whoever has no token.
+API_DOCUMENT = "/openapi.json"
 
 
 def bearer_header(token: str) -> str:
@@ -49,13 +52,18 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
+def presents_token(expected: str | None) -> bool:
+    """True when the request may see what ``expected`` guards: no token is set, or it carries it."""
+    return expected is None or token_matches(bearer_token(request.headers.get("Authorization")), expected)
+
+
 def install_auth(app: Flask, api_token: str | None, ingest_token: str | None) -> None:
     """Refuse requests to guarded routes that lack the right token, with 401 and ``WWW-Authenticate``."""
 
     @app.before_request
     def _require_token() -> Response | None:
         path = request.path
-        if path.startswith(API_PREFIX):
+        if path.startswith(API_PREFIX) or path == API_DOCUMENT:
             expected, which = api_token, "API"
         elif path.startswith(INGEST_PREFIX):
             expected, which = ingest_token, "ingest"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -19,7 +18,7 @@ from service.app import close_app, create_app
 from service.config_cli import config
 from service.otlp_grpc import ListenError, OtlpGrpcServer
 from service.run_cli import run_command
-from service.settings import Settings
+from service.settings import Settings, is_loopback
 from service.spool_cli import spool
 from service.state import state
 
@@ -45,16 +44,6 @@ GRPC_STOP_GRACE_SECONDS = 5.0
 def _close_receiver(receiver: OtlpGrpcServer | None) -> None:
     if receiver is not None:
         receiver.close(GRPC_STOP_GRACE_SECONDS)
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach; a name other than localhost counts as public."""
-    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @click.group()
@@ -108,6 +97,12 @@ def serve(
         raise click.UsageError(
             f"refusing to listen on {settings.host} without {' and '.join(missing)}: set the token(s), "
             "listen on 127.0.0.1, or pass --insecure"
+        )
+    if settings.cors_origins and settings.api_token_value is None:
+        # Those origins' pages could read every log and run code: CORS is only for a guarded API.
+        raise click.UsageError(
+            "refusing to start: ALLOW_ORIGINS is set without PIPETRACE_API_TOKEN; set the token or unset "
+            "ALLOW_ORIGINS"
         )
     # Bound before the store is opened: a taken port stops start-up before anything says it is ready.
     receiver: OtlpGrpcServer | None = None

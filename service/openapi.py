@@ -14,11 +14,14 @@ from service.params import LEVELS
 _ERROR_STATUSES = {
     "400": "A parameter or the body is not valid; ``error.parameter`` names it.",
     "401": "The route needs its token (PIPETRACE_API_TOKEN or PIPETRACE_INGEST_TOKEN); none or a wrong one.",
+    "403": "The dlt_code template runs code: it needs PIPETRACE_API_TOKEN or PIPETRACE_ALLOW_USER_CODE.",
     "404": "Nothing is stored under that id.",
     "405": "The route does not take that method.",
     "409": "The request conflicts with the resource's state.",
     "413": "The body is too large (measured after decompression).",
-    "415": "Unsupported Content-Type or Content-Encoding.",
+    "415": "Unsupported Content-Type or Content-Encoding (a write to /api/ without the API token must be "
+    "application/json).",
+    "421": "The Host header names a host not in PIPETRACE_ALLOWED_HOSTS.",
     "429": "Ingest is saturated; retry after the Retry-After header's seconds.",
     "503": "The store cannot be used right now; retry after Retry-After.",
 }
@@ -45,10 +48,14 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def _error(status: str) -> dict[str, Any]:
+    return {"description": _ERROR_STATUSES[status], **_json(_ref("Error"))}
+
+
 def _responses(ok: str, schema: dict[str, Any], *errors: str) -> dict[str, Any]:
     responses: dict[str, Any] = {ok: {"description": "OK", **_json(schema)}}
-    for status in ("400", "401", *errors):
-        responses[status] = {"description": _ERROR_STATUSES[status], **_json(_ref("Error"))}
+    for status in ("400", "401", "421", *errors):
+        responses[status] = _error(status)
     return responses
 
 
@@ -339,7 +346,7 @@ _OTLP_RESPONSES: dict[str, Any] = {
             "application/json": {"schema": {"type": "object"}},
         },
     }
-    for status in ("200", "400", "401", "413", "415", "429", "503")
+    for status in ("200", "400", "401", "413", "415", "421", "429", "503")
 }
 
 
@@ -380,15 +387,17 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Alive",
                     "tags": ["health"],
-                    "responses": {"200": {"description": "alive"}},
+                    "responses": {"200": {"description": "alive"}, "421": _error("421")},
                 }
             },
             "/readyz": {
                 "get": {
-                    "summary": "Ready: the store takes writes",
+                    "summary": "Ready: the store takes writes; its path and error with the API token, if set",
                     "tags": ["health"],
+                    "security": [{}, {"api": []}],
                     "responses": {
                         "200": {"description": "ready", **_json({"type": "object"})},
+                        "421": _error("421"),
                         "503": {"description": "not ready", **_json({"type": "object"})},
                     },
                 }
@@ -397,7 +406,12 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "This document",
                     "tags": ["meta"],
-                    "responses": {"200": {"description": "OpenAPI 3.1", **_json({"type": "object"})}},
+                    "security": [{"api": []}],
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1", **_json({"type": "object"})},
+                        "401": _error("401"),
+                        "421": _error("421"),
+                    },
                 }
             },
             "/v1/logs": _otlp("logs"),
@@ -410,6 +424,7 @@ def document() -> dict[str, Any]:
                     "requestBody": _OTLP_REQUEST,
                     "responses": {
                         "401": _OTLP_RESPONSES["401"],
+                        "421": _OTLP_RESPONSES["421"],
                         "404": {
                             "description": "metrics are not received here; set OTEL_METRICS_EXPORTER=none",
                             "content": _OTLP_RESPONSES["400"]["content"],
@@ -425,7 +440,8 @@ def document() -> dict[str, Any]:
                         "200": {
                             "description": "HTML",
                             "content": {"text/html": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        "421": _error("421"),
                     },
                 }
             },
@@ -499,7 +515,7 @@ def document() -> dict[str, Any]:
                     "tags": ["logs"],
                     "security": [{"api": []}],
                     "requestBody": {"required": True, **_json(_ref("Cleanup"))},
-                    "responses": _responses("200", _ref("Cleaned"), "503"),
+                    "responses": _responses("200", _ref("Cleaned"), "415", "503"),
                 }
             },
             "/api/templates": {
@@ -534,7 +550,7 @@ def document() -> dict[str, Any]:
                     "tags": ["pipelines"],
                     "security": [{"api": []}],
                     "requestBody": {"required": True, **_json(_ref("NewPipeline"))},
-                    "responses": _responses("201", _ref("Pipeline")),
+                    "responses": _responses("201", _ref("Pipeline"), "403", "415"),
                 },
             },
             "/api/pipelines/{pipeline_id}": {
@@ -569,7 +585,9 @@ def document() -> dict[str, Any]:
                     "responses": _responses(
                         "202",
                         _object(run_id={"type": "string"}, trace_id={"type": "string"}),
+                        "403",
                         "404",
+                        "415",
                     ),
                 },
             },
@@ -596,6 +614,7 @@ def document() -> dict[str, Any]:
                         },
                         "404",
                         "409",
+                        "415",
                     ),
                 }
             },

@@ -6,6 +6,7 @@ reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from pathlib import Path
@@ -28,10 +29,22 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 # gRPC keeps message sizes in a signed 32-bit int.
 _GRPC_MAX_MESSAGE = 2**31 - 1
 DEFAULT_CONFIG_FILE = "otel-config.yaml"
+# Loopback names only: a page on another site that rebinds its own name to 127.0.0.1 sends that name.
+DEFAULT_ALLOWED_HOSTS = "localhost,127.0.0.1,[::1]"
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach; a name other than localhost counts as public."""
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -150,7 +163,21 @@ class Settings(BaseSettings):
         4, ge=1, le=64, validation_alias=_env("PIPETRACE_MAX_RUNS", "max_concurrent_runs")
     )
     allow_origins: str = Field(
-        "http://localhost:3000", validation_alias=_env("ALLOW_ORIGINS", "allow_origins")
+        "",
+        validation_alias=_env("ALLOW_ORIGINS", "allow_origins"),
+        description="Web origins allowed to call /api/* (and /v1/*) cross-origin, comma-separated (* for "
+        "any); each prefix only once its token is set. Empty: no page of another origin can read the API.",
+    )
+    allowed_hosts: str = Field(
+        DEFAULT_ALLOWED_HOSTS,
+        validation_alias=_env("PIPETRACE_ALLOWED_HOSTS", "allowed_hosts"),
+        description="Host header names answered (any port), comma-separated (* for any); the listen address "
+        "is added. Others get 421: a DNS-rebinding page names its own host.",
+    )
+    allow_user_code: bool = Field(
+        False,
+        validation_alias=_env("PIPETRACE_ALLOW_USER_CODE", "allow_user_code"),
+        description="Let the dlt_code template run code without PIPETRACE_API_TOKEN (on loopback only).",
     )
 
     @property
@@ -163,6 +190,20 @@ class Settings(BaseSettings):
         if self.grpc_port and self.grpc_port == self.port:
             raise ValueError(f"grpc_port and port are both {self.port}; give gRPC another one, or 0 for none")
         return self
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names (lower case, IPv6 without brackets) the service answers; ``*`` means any."""
+        names = {name.strip().strip("[]").lower() for name in self.allowed_hosts.split(",") if name.strip()}
+        # Runs send their telemetry to the listen address, a wildcard too (http://0.0.0.0:port reaches
+        # this machine). An address is no rebinding risk: no other server can serve a page from it.
+        names.add(self.host.strip("[]").lower())
+        return frozenset(names)
+
+    @property
+    def user_code_allowed(self) -> bool:
+        """dlt_code runs what the request sends: only behind the API token, or when asked for on loopback."""
+        return self.api_token_value is not None or (self.allow_user_code and is_loopback(self.host))
 
     @field_validator("api_token", "ingest_token", mode="before")
     @classmethod

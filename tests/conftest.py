@@ -22,6 +22,8 @@ from service.app import close_app, create_app
 from service.state import ServiceState, state
 
 BIN = Path(sys.executable).parent
+# The dlt_code template runs only behind the API token or with this, on loopback (the tests' case).
+ALLOW_USER_CODE = {"PIPETRACE_ALLOW_USER_CODE": "true"}
 
 
 SEED_VARIABLES = (

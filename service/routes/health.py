@@ -1,10 +1,14 @@
-"""Probes: ``/healthz`` says the process answers, ``/readyz`` that the store takes writes (and where
-the OTLP/gRPC receiver listens)."""
+"""Probes: ``/healthz`` says the process answers, ``/readyz`` that the store takes writes (and, to
+whoever holds the API token when one is set, where the store is and what failed, and where the
+OTLP/gRPC receiver listens)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, jsonify
 
+from service.auth import presents_token
 from service.openapi import document
 from service.state import state
 
@@ -25,17 +29,17 @@ def openapi() -> Response:
 def readyz() -> Response:
     service = state()
     problem = service.store.check_writable()
-    body = {
-        "status": "ready" if problem is None else "unavailable",
-        "store": {
+    body: dict[str, Any] = {"status": "ready" if problem is None else "unavailable"}
+    # The bare status is for probes, which hold no token; the data path and error text are not.
+    if presents_token(service.settings.api_token_value):
+        body["store"] = {
             "path": service.store.path,
             "schema_version": service.store.schema_version,
             "error": problem,
-        },
-        "ingest": service.ingest_counters(),
+        }
+        body["ingest"] = service.ingest_counters()
         # Where the OTLP/gRPC receiver listens; null when it is off (or the app runs without `serve`).
-        "otlp_grpc": current_app.config.get("PIPETRACE_GRPC_ADDRESS"),
-    }
+        body["otlp_grpc"] = current_app.config.get("PIPETRACE_GRPC_ADDRESS")
     response = jsonify(body)
     response.status_code = 200 if problem is None else 503
     return response

@@ -15,6 +15,18 @@ from templates.render import TemplateError, render
 blueprint = Blueprint("pipelines", __name__, url_prefix="/api")
 
 
+# The one template that runs whatever code the request sends.
+USER_CODE_TEMPLATE = "dlt_code"
+
+
+def _refuse_user_code(template_name: object) -> None:
+    if template_name == USER_CODE_TEMPLATE and not state().settings.user_code_allowed:
+        raise ApiError(
+            403, "user_code_disabled", f"the {USER_CODE_TEMPLATE} template runs arbitrary code: set "
+            "PIPETRACE_API_TOKEN, or PIPETRACE_ALLOW_USER_CODE=true on a loopback address", "template",
+        )  # fmt: skip
+
+
 def _body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -42,6 +54,7 @@ def create_pipeline() -> tuple[Response, int]:
         raise bad_parameter("name", "must be a non-empty string of at most 200 characters")
     if not isinstance(template_name, str):
         raise bad_parameter("template", f"must be one of {', '.join(TEMPLATES)}")
+    _refuse_user_code(template_name)
     try:
         # Rendering once here validates the parameters and proves the script parses before we keep it.
         rendered = render(template_name, body.get("params", {}), "validation")
@@ -80,6 +93,7 @@ def get_pipeline(pipeline_id: str) -> Response:
 @blueprint.post("/pipelines/<pipeline_id>/runs")
 def start_run(pipeline_id: str) -> tuple[Response, int]:
     pipeline = _pipeline(pipeline_id)
+    _refuse_user_code(pipeline.template)  # one defined while it was allowed runs only while it still is
     return jsonify(state().runs.start(pipeline)), 202
 
 

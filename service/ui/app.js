@@ -100,13 +100,16 @@ function askToken() {
 async function api(path, options = {}) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const token = sessionStorage.getItem(TOKEN_KEY);
+    const method = options.method || "GET";
+    // Every write is JSON: the service refuses a write that a plain form could send.
+    const json = options.json !== undefined ? options.json : method === "GET" ? undefined : {};
     const headers = { ...(options.headers || {}) };
     if (token) headers.Authorization = `Bearer ${token}`;
-    if (options.json !== undefined) headers["Content-Type"] = "application/json";
+    if (json !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, {
-      method: options.method || "GET",
+      method,
       headers,
-      body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
+      body: json !== undefined ? JSON.stringify(json) : undefined,
     });
     if (response.status === 401) {
       sessionStorage.setItem(TOKEN_KEY, await askToken());

@@ -127,18 +127,20 @@ def test_traceparent_over_real_http(live_server: LiveServer) -> None:
 
 def test_cors_follows_allow_origins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALLOW_ORIGINS", "http://ui.example, http://localhost:5173")
+    monkeypatch.setenv("PIPETRACE_API_TOKEN", "cors-token")  # an origin gets CORS only with it
     app = create_app(data_dir=tmp_path / "cors")
     try:
         client = app.test_client()
+        auth = {"Authorization": "Bearer cors-token"}
         preflight = client.options(
             "/api/logs/stats",
             headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"},
         )
         assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
-        allowed = client.get("/api/logs/stats", headers={"Origin": "http://ui.example"})
+        allowed = client.get("/api/logs/stats", headers={"Origin": "http://ui.example", **auth})
         assert allowed.headers["Access-Control-Allow-Origin"] == "http://ui.example"
         assert "X-Correlation-ID" in allowed.headers["Access-Control-Expose-Headers"]
-        other = client.get("/api/logs/stats", headers={"Origin": "http://evil.example"})
+        other = client.get("/api/logs/stats", headers={"Origin": "http://evil.example", **auth})
         assert "Access-Control-Allow-Origin" not in other.headers
     finally:
         close_app(app)

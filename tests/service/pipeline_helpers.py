@@ -23,7 +23,7 @@ def create(
 
 def start(server: LiveServer, pipeline_id: str, traceparent: str | None = None) -> dict[str, Any]:
     headers = {"traceparent": traceparent} if traceparent else {}
-    response = server.post(f"/api/pipelines/{pipeline_id}/runs", headers=headers)
+    response = server.post(f"/api/pipelines/{pipeline_id}/runs", headers=headers, json={})
     assert response.status_code == 202, response.text
     started: dict[str, Any] = response.json()
     return started

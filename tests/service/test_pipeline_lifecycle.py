@@ -6,9 +6,12 @@ import os
 import signal
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import LiveServer, start_server
+import pytest
+
+from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.service.pipeline_helpers import create, start, wait_for_logs, wait_for_run
 from tests.sources import API_TOKEN, api_params, start_rest_api
 
@@ -31,6 +34,14 @@ SLOW_CODE = textwrap.dedent(
 )
 
 
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The conftest's server, letting dlt_code run: a developer on loopback who allowed it."""
+    server = start_server(tmp_path / "live", env=ALLOW_USER_CODE)
+    yield server
+    server.stop()
+
+
 def wait_for_status(server: LiveServer, run_id: str, status: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while server.get(f"/api/runs/{run_id}").json()["status"] != status:
@@ -45,7 +56,7 @@ def test_a_running_run_can_be_cancelled_and_its_telemetry_still_arrives(live_ser
     wait_for_logs(
         live_server, f"/api/logs/search?q=slow+row&pipeline_id={pipeline['id']}", lambda b: b["logs"]
     )
-    response = live_server.post(f"/api/runs/{run_id}/cancel")
+    response = live_server.post(f"/api/runs/{run_id}/cancel", json={})
     assert response.status_code == 202
     run = wait_for_run(live_server, run_id, timeout=60)
     assert run["status"] == "cancelled"
@@ -54,18 +65,18 @@ def test_a_running_run_can_be_cancelled_and_its_telemetry_still_arrives(live_ser
         f"/api/logs/search?q=run+cancelled&pipeline_id={pipeline['id']}",
         lambda b: len(b["logs"]) == 1,
     )
-    again = live_server.post(f"/api/runs/{run_id}/cancel")
+    again = live_server.post(f"/api/runs/{run_id}/cancel", json={})
     assert again.status_code == 409 and again.json()["error"]["parameter"] == "run_id"
 
 
 def test_a_run_in_flight_when_the_service_dies_is_marked_failed(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "svc")
+    server = start_server(tmp_path / "svc", env=ALLOW_USER_CODE)
     pipeline = create(server, "dlt_code", {"code": SLOW_CODE})
     run_id = start(server, pipeline["id"])["run_id"]
     wait_for_status(server, run_id, "running")
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
-    restarted = start_server(tmp_path / "svc")
+    restarted = start_server(tmp_path / "svc", env=ALLOW_USER_CODE)
     try:
         run = restarted.get(f"/api/runs/{run_id}").json()
         assert run["status"] == "failed"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.service.pipeline_helpers import create, start, wait_for_logs, wait_for_run
 
 TRACE = "5e0c63257de34c92bf9efcd03927272e"
@@ -29,6 +31,14 @@ USER_CODE = textwrap.dedent(
         return orders
     """
 )
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The conftest's server, letting dlt_code run: a developer on loopback who allowed it."""
+    server = start_server(tmp_path / "live", env=ALLOW_USER_CODE)
+    yield server
+    server.stop()
 
 
 def destination_rows(server: LiveServer, pipeline_id: str, query: str) -> list[Any]:
@@ -149,6 +159,6 @@ def test_a_crashing_script_fails_with_its_stack_trace(live_server: LiveServer) -
 
 
 def test_unknown_pipelines_and_runs_are_404(live_server: LiveServer, tmp_path: Path) -> None:
-    assert live_server.post("/api/pipelines/nope/runs").status_code == 404
+    assert live_server.post("/api/pipelines/nope/runs", json={}).status_code == 404
     assert live_server.get("/api/runs/nope").status_code == 404
-    assert live_server.post("/api/runs/nope/cancel").status_code == 404
+    assert live_server.post("/api/runs/nope/cancel", json={}).status_code == 404

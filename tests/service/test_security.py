@@ -1,10 +1,13 @@
 """Bad input and abuse: back-pressure, limits on what one record may hold, malformed OTLP that leaves
-the store as it was, SQL injection in every parameter, and the security headers."""
+the store as it was, SQL injection in every parameter, the security headers, and what a web page can
+do with default settings (no CORS, trusted hosts only, no write without a preflight, no user code)."""
 
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,10 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
+from service.app import close_app, create_app
 from service.params import NS
 from service.state import ServiceState
-from tests.conftest import start_server
+from tests.conftest import BIN, start_server
 from tests.helpers import make_record, make_records
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -227,15 +231,199 @@ def test_security_headers(app: Flask) -> None:
     assert "Content-Security-Policy" not in response.headers  # JSON needs none
 
 
-def test_cors_follows_allow_origins(tmp_path: Path) -> None:
-    from service.app import close_app, create_app
+TOKEN = "exposure-token-5e1f"
 
-    app = create_app(data_dir=tmp_path / "data", allow_origins="https://ui.example")
+
+def _preflight(origin: str, method: str = "POST") -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "content-type",
+    }
+
+
+def test_cors_follows_allow_origins_once_the_api_token_is_set(tmp_path: Path) -> None:
+    app = create_app(data_dir=tmp_path / "data", allow_origins="https://ui.example", api_token=TOKEN)
     try:
         client = app.test_client()
-        allowed = client.get("/api/logs/stats", headers={"Origin": "https://ui.example"})
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        allowed = client.get("/api/logs/stats", headers={"Origin": "https://ui.example", **auth})
         assert allowed.headers.get("Access-Control-Allow-Origin") == "https://ui.example"
-        other = client.get("/api/logs/stats", headers={"Origin": "https://evil.example"})
+        other = client.get("/api/logs/stats", headers={"Origin": "https://evil.example", **auth})
         assert "Access-Control-Allow-Origin" not in other.headers
+        # The ingest token is not set: /v1/* stays without CORS.
+        preflight = client.options("/v1/logs", headers=_preflight("https://ui.example"))
+        assert "Access-Control-Allow-Origin" not in preflight.headers
     finally:
         close_app(app)
+
+
+@pytest.mark.parametrize("path", ["/api/pipelines", "/api/logs/stats", "/v1/logs"])
+def test_no_origin_gets_cors_by_default(client: FlaskClient, path: str) -> None:
+    for origin in ("http://localhost:3000", "http://127.0.0.2:8000", "https://evil.example"):
+        preflight = client.options(path, headers=_preflight(origin))
+        assert "Access-Control-Allow-Origin" not in preflight.headers, (origin, path)
+        read = client.get(path, headers={"Origin": origin})
+        assert "Access-Control-Allow-Origin" not in read.headers, (origin, path)
+
+
+def test_a_configured_origin_without_the_token_gets_no_cors(tmp_path: Path) -> None:
+    app = create_app(data_dir=tmp_path / "data", allow_origins="http://localhost:3000", ingest_token=TOKEN)
+    try:
+        client = app.test_client()
+        for path in ("/api/pipelines", "/api/logs/stats"):
+            preflight = client.options(path, headers=_preflight("http://localhost:3000"))
+            assert "Access-Control-Allow-Origin" not in preflight.headers, path
+    finally:
+        close_app(app)
+
+
+def test_serve_refuses_an_origin_without_the_api_token(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(BIN / "pipetrace"), "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "ALLOW_ORIGINS": "http://localhost:3000"},
+    )
+    assert done.returncode == 2
+    assert "ALLOW_ORIGINS is set without PIPETRACE_API_TOKEN" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before opening anything
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/logs/stats"), ("POST", "/api/pipelines"), ("OPTIONS", "/api/pipelines"),
+     ("POST", "/v1/logs"), ("POST", "/v1/traces"), ("GET", "/"), ("GET", "/readyz"), ("GET", "/healthz"),
+     ("GET", "/openapi.json")],
+)  # fmt: skip
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:4318", "localhost.evil.example", "10.0.0.5"])
+def test_a_host_not_allowed_gets_421(client: FlaskClient, method: str, path: str, host: str) -> None:
+    response = client.open(path, method=method, headers={"Host": host, **PROTOBUF}, data=b"")
+    assert response.status_code == 421, (method, path, host)
+    assert response.json is not None and response.json["error"]["code"] == "untrusted_host"
+    assert response.json["error"]["parameter"] == "Host"
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:3000", "127.0.0.1:4318", "[::1]:8080", "LOCALHOST"])
+def test_loopback_names_on_any_port_are_answered(client: FlaskClient, host: str) -> None:
+    assert client.get("/api/logs/stats", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("listen", ["192.168.1.4", "0.0.0.0"])
+def test_allowed_hosts_are_configurable_and_the_listen_address_is_added(tmp_path: Path, listen: str) -> None:
+    app = create_app(data_dir=tmp_path / "data", allowed_hosts="pipetrace.internal", host=listen)
+    try:
+        client = app.test_client()
+        for host in ("pipetrace.internal:4318", f"{listen}:4318"):  # runs report to the listen address
+            assert client.get("/healthz", headers={"Host": host}).status_code == 200, host
+        for host in ("localhost", "evil.example"):  # the list replaces the default
+            assert client.get("/healthz", headers={"Host": host}).status_code == 421, host
+    finally:
+        close_app(app)
+
+
+WRITES = ["/api/pipelines", "/api/pipelines/{id}/runs", "/api/runs/nope/cancel", "/api/logs/cleanup"]
+SIMPLE_BODIES: list[dict[str, Any]] = [
+    {"data": {"name": "x"}},  # a form: application/x-www-form-urlencoded
+    {"data": b'{"name": "x"}', "headers": {"Content-Type": "text/plain"}},  # enctype="text/plain"
+    {"data": {"name": "x"}, "content_type": "multipart/form-data"},
+    {},  # fetch(url, {method: "POST", mode: "no-cors"}): no body, no Content-Type
+]
+
+
+@pytest.fixture
+def target(service: ServiceState) -> str:
+    """A pipeline a page would like to run (not user code: that has its own guard)."""
+    return service.repository.create("target", "simple", {"bucket_url": "/nowhere"}, {}).id
+
+
+@pytest.mark.parametrize("path", WRITES)
+@pytest.mark.parametrize("request_kwargs", SIMPLE_BODIES)
+def test_a_write_a_browser_sends_without_preflight_gets_415(
+    client: FlaskClient, service: ServiceState, target: str, path: str, request_kwargs: dict[str, Any]
+) -> None:
+    response = client.post(path.format(id=target), **request_kwargs)
+    assert response.status_code == 415, response.json
+    assert response.json is not None and response.json["error"]["parameter"] == "Content-Type"
+    assert "application/json" in response.json["error"]["message"]
+    assert service.repository.runs(target, limit=10) == []
+    assert [p.id for p in service.repository.all()] == [target]
+
+
+def test_a_json_write_is_taken_and_with_the_token_so_is_any(client: FlaskClient, tmp_path: Path) -> None:
+    assert client.post("/api/runs/nope/cancel", json={}).status_code == 404  # past the check
+    app = create_app(data_dir=tmp_path / "guarded", api_token=TOKEN)
+    try:
+        guarded = app.test_client()
+        response = guarded.post("/api/runs/nope/cancel", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 404
+    finally:
+        close_app(app)
+
+
+CODE = {"code": "def data_source():\n    return []\n"}
+
+
+def _define_code(client: FlaskClient, headers: dict[str, str] | None = None) -> Any:
+    body = {"name": "code", "template": "dlt_code", "params": CODE}
+    return client.post("/api/pipelines", json=body, headers=headers or {})
+
+
+def test_user_code_is_refused_without_the_token_or_the_setting(client: FlaskClient) -> None:
+    response = _define_code(client)
+    assert response.status_code == 403
+    assert response.json is not None and response.json["error"]["code"] == "user_code_disabled"
+    assert "PIPETRACE_ALLOW_USER_CODE" in response.json["error"]["message"]
+    assert client.get("/api/pipelines").json == {"pipelines": []}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "allowed"),
+    [({"allow_user_code": True}, True), ({"allow_user_code": True, "host": "::1"}, True),
+     ({"allow_user_code": True, "host": "0.0.0.0"}, False), ({"api_token": TOKEN}, True),
+     ({"api_token": TOKEN, "host": "0.0.0.0"}, True)],
+)  # fmt: skip
+def test_user_code_needs_the_token_or_the_setting_on_loopback(
+    tmp_path: Path, overrides: dict[str, Any], allowed: bool
+) -> None:
+    app = create_app(data_dir=tmp_path / "data", **overrides)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"} if "api_token" in overrides else {}
+        response = _define_code(app.test_client(), headers)
+        assert response.status_code == (201 if allowed else 403), response.json
+    finally:
+        close_app(app)
+
+
+def test_user_code_defined_earlier_does_not_run_once_disallowed(
+    client: FlaskClient, service: ServiceState
+) -> None:
+    pipeline = service.repository.create("earlier", "dlt_code", CODE, {})
+    response = client.post(f"/api/pipelines/{pipeline.id}/runs", json={})
+    assert response.status_code == 403
+    assert service.repository.runs(pipeline.id, limit=10) == []
+
+
+def test_readyz_details_and_the_openapi_document_need_the_token(tmp_path: Path, client: FlaskClient) -> None:
+    app = create_app(data_dir=tmp_path / "guarded", api_token=TOKEN)
+    try:
+        guarded = app.test_client()
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        bare = guarded.get("/readyz")
+        assert bare.status_code == 200 and bare.json == {"status": "ready"}
+        assert str(tmp_path) not in bare.get_data(as_text=True)
+        assert guarded.get("/readyz", headers={"Authorization": "Bearer wrong"}).json == {"status": "ready"}
+        detailed = guarded.get("/readyz", headers=auth).json
+        assert detailed is not None and detailed["store"]["path"].startswith(str(tmp_path))
+        assert "ingest" in detailed
+        refused = guarded.get("/openapi.json")
+        assert refused.status_code == 401 and refused.json is not None
+        assert refused.json["error"]["code"] == "unauthorized"
+        assert guarded.get("/openapi.json", headers=auth).status_code == 200
+    finally:
+        close_app(app)
+    # Without a token set nothing is guarded, locally, as before.
+    open_ready = client.get("/readyz").json
+    assert open_ready is not None and "store" in open_ready
+    assert client.get("/openapi.json").status_code == 200

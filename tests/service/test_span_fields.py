@@ -44,7 +44,8 @@ def test_a_received_span_reads_back_with_every_field_it_was_sent_with(stored: Sp
     assert [full[key] for key in dropped] == [4, 5, 6]
     assert (full["resource_dropped_attributes_count"], full["scope_dropped_attributes_count"]) == (7, 8)
     assert full["events"] == [
-        {"name": "no time known", "timestamp": None, "attributes": {"n": {"intValue": "1"}}, "dropped_attributes_count": 1},
+        {"name": "no time known", "timestamp": None, "attributes": {"n": {"intValue": "1"}},
+         "dropped_attributes_count": 1},
         {"name": "timed", "timestamp": "2026-09-21T14:13:20.500000000Z", "attributes": {},
          "dropped_attributes_count": 0},
     ]  # fmt: skip

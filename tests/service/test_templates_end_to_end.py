@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.service.pipeline_helpers import create, start, wait_for_logs, wait_for_run
 from tests.sources import (
     Postgres,
@@ -32,6 +32,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             "FALLBACK_DIRECTORY": str(root / "fallback"),
             "RETRY_DELAY_SECONDS": "0",
             "PIPETRACE_MAX_RUNS": "4",
+            **ALLOW_USER_CODE,
         },
     )
     yield server

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.helpers import RESOURCE, make_record, make_records
 
 CHROMIUM = os.environ.get("PIPETRACE_CHROMIUM", "/usr/bin/chromium")
@@ -97,7 +97,7 @@ def _seed(server: LiveServer) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("ui") / "data")
+    live = start_server(tmp_path_factory.mktemp("ui") / "data", env=ALLOW_USER_CODE)
     _seed(live)
     yield live
     live.stop()
