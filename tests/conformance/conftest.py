@@ -23,10 +23,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def proxy(server: LiveServer) -> Iterator[CapturingProxy]:
+def _capturing_proxy(server: LiveServer) -> Iterator[CapturingProxy]:
     capturing = CapturingProxy(server.url)
     yield capturing
     capturing.close()
+
+
+@pytest.fixture
+def proxy(_capturing_proxy: CapturingProxy) -> CapturingProxy:
+    """The proxy with nothing captured yet: a failed test's requests never reach the next one."""
+    for path in ("/v1/logs", "/v1/traces"):
+        _capturing_proxy.take(path)
+    return _capturing_proxy
 
 
 @pytest.fixture(scope="session")
