@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -37,6 +38,10 @@ TRANSPORTS: dict[str, Exporters] = {
     "http/protobuf": lambda url: (
         OTLPLogExporter(endpoint=f"{url}/v1/logs"),
         OTLPSpanExporter(endpoint=f"{url}/v1/traces"),
+    ),
+    "http/protobuf+gzip": lambda url: (
+        OTLPLogExporter(endpoint=f"{url}/v1/logs", compression=Compression.Gzip),
+        OTLPSpanExporter(endpoint=f"{url}/v1/traces", compression=Compression.Gzip),
     ),
 }
 NOW = 1_796_000_000_123_456_789  # nanoseconds matter: the Python SDK keeps them
@@ -134,6 +139,8 @@ def test_logs_and_spans_come_back_as_sent(proxy: CapturingProxy, server: LiveSer
 
     captured = proxy.take("/v1/logs")
     assert captured and all(c.status == 200 for c in captured), [c.status for c in captured]
+    gzipped = {c.headers.get("content-encoding") == "gzip" for c in captured}
+    assert gzipped == {transport.endswith("+gzip")}
     sent = [expected_log(r) for r in log_records([decode(c, ExportLogsServiceRequest) for c in captured])]
     assert len(sent) == 10
     in_trace = [r for r in sent if r["trace_id"] is not None]
