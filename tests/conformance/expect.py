@@ -145,6 +145,7 @@ def spans(requests: list[ExportTraceServiceRequest]) -> Iterator[Sent]:
 def expected_log(sent: Sent) -> dict[str, Any]:
     """The record ``GET /api/logs*`` should return for ``sent`` (derived conveniences left out)."""
     record, scope = sent.item, sent.scope
+    # No body and an empty AnyValue body are both null (as tests/service/test_otlp_fidelity.py has it).
     has_body = record.HasField("body") and record.body.WhichOneof("value") is not None
     has_scope = bool(scope.name or scope.version or scope.attributes or sent.scope_schema_url)
     return {
