@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import http.client
 import threading
+from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
+
+import grpc
 
 # Headers that describe one hop of a connection, not the request (RFC 9110 7.6.1).
 _HOP_BY_HOP = frozenset(
@@ -113,3 +117,59 @@ class CapturingProxy:
                 pass  # quiet: failures show in the comparison, not in stderr
 
         return Handler
+
+
+# The OTLP/gRPC Export methods, and the HTTP path each one's capture is filed under.
+GRPC_METHODS = {
+    "/opentelemetry.proto.collector.logs.v1.LogsService/Export": "/v1/logs",
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export": "/v1/traces",
+}
+
+
+class CapturingGrpcProxy:
+    """The same for OTLP/gRPC: each Export call's message bytes (as grpcio hands them over, after its
+    own message decompression) are recorded and sent on unchanged to Pipetrace's gRPC receiver."""
+
+    def __init__(self, target: str, into: CapturingProxy) -> None:
+        self._into = into
+        self._channel = grpc.insecure_channel(target)
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        for method in GRPC_METHODS:
+            _, service, name = method.split("/")
+            handler = grpc.unary_unary_rpc_method_handler(self._forwarder(method))
+            self._server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service, {name: handler}),)
+            )
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        self.target = f"127.0.0.1:{port}"
+        self._server.start()
+
+    def _forwarder(self, method: str) -> Any:
+        call = self._channel.unary_unary(method)  # bytes in, bytes out: no (de)serializer
+
+        def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
+            metadata = {key.lower(): value for key, value in context.invocation_metadata()}
+            try:
+                answer: bytes = call(request, timeout=30)
+                status = 200
+            except grpc.RpcError as error:
+                self._into._record(
+                    Captured("POST", GRPC_METHODS[method], _grpc_headers(metadata), request, 500)
+                )
+                context.abort(error.code(), error.details() or "")
+            self._into._record(
+                Captured("POST", GRPC_METHODS[method], _grpc_headers(metadata), request, status)
+            )
+            return answer
+
+        return forward
+
+    def close(self) -> None:
+        self._server.stop(grace=None)
+        self._channel.close()
+
+
+def _grpc_headers(metadata: dict[str, Any]) -> dict[str, str]:
+    """What ``expect.decode`` needs: a gRPC message is protobuf. grpcio inflates a compressed message
+    before any handler sees it, and keeps ``grpc-encoding`` to itself."""
+    return {"content-type": "application/x-protobuf", **{key: str(value) for key, value in metadata.items()}}

@@ -9,15 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.capture import CapturingProxy
-from tests.conftest import LiveServer, start_server
+from tests.conformance.capture import CapturingGrpcProxy, CapturingProxy
+from tests.conftest import LiveServer, free_port, start_server
 
 JS_DIR = Path(__file__).parent / "js"
 
 
+GRPC_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(tmp_path_factory.mktemp("conformance") / "data")
+    live = start_server(
+        tmp_path_factory.mktemp("conformance") / "data", env={"PIPETRACE_GRPC_PORT": str(GRPC_PORT)}
+    )
     yield live
     live.stop()
 
@@ -25,6 +30,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def _capturing_proxy(server: LiveServer) -> Iterator[CapturingProxy]:
     capturing = CapturingProxy(server.url)
+    yield capturing
+    capturing.close()
+
+
+@pytest.fixture(scope="session")
+def grpc_proxy(_capturing_proxy: CapturingProxy) -> Iterator[CapturingGrpcProxy]:
+    """Captures OTLP/gRPC Export calls into the same record as the HTTP proxy (``proxy.take``)."""
+    capturing = CapturingGrpcProxy(f"127.0.0.1:{GRPC_PORT}", _capturing_proxy)
     yield capturing
     capturing.close()
 
