@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from exporters import otlp_codec
 from exporters.base import StoreExporter
+from exporters.otlp_logs import encode_logs
 from exporters.records import log_table
 
 
@@ -40,7 +40,7 @@ class DuckDBLogRecordExporter(StoreExporter[ReadableLogRecord], LogRecordExporte
 
 
 def encode_log_batch(batch: Sequence[ReadableLogRecord]) -> bytes:
-    return otlp_codec.to_otlp_json(encode_logs(batch))
+    return otlp_codec.to_otlp_json(encode_logs(batch))  # lossless: received dropped counts kept
 
 
 def decode_log_batch(payload: bytes) -> Sequence[ReadableLogRecord]:

@@ -1,4 +1,5 @@
-"""The official OTLP/gRPC span exporter, lossless (see :mod:`exporters.otlp_spans`).
+"""The official OTLP/gRPC span and log exporters, lossless (see :mod:`exporters.otlp_spans` and
+:mod:`exporters.otlp_logs`).
 
 A module of its own so that gRPC is imported only by a service that forwards over it.
 """
@@ -7,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
+from exporters.otlp_logs import encode_logs
 from exporters.otlp_spans import encode_spans
 
 
@@ -20,3 +25,10 @@ class LosslessGrpcSpanExporter(OTLPSpanExporter):
 
     def _translate_data(self, data: Sequence[ReadableSpan]) -> ExportTraceServiceRequest:
         return encode_spans(data)
+
+
+class LosslessGrpcLogExporter(OTLPLogExporter):
+    """The same for logs: only the encode step is replaced."""
+
+    def _translate_data(self, data: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
+        return encode_logs(data)

@@ -78,14 +78,15 @@ def _otlp(signal: str, name: str, properties: dict[str, Any], env_endpoint: str 
         options["timeout"] = float(properties["timeout"]) / 1000  # the file gives milliseconds
     if protocol == "grpc":
         options["insecure"] = endpoint.startswith("http://")
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
 
-        from exporters.otlp_grpc import LosslessGrpcSpanExporter as GrpcSpans  # spans go out lossless
+        from exporters.otlp_grpc import LosslessGrpcLogExporter as GrpcLogs  # logs and spans go out
+        from exporters.otlp_grpc import LosslessGrpcSpanExporter as GrpcSpans  # as received, lossless
 
         return {"logs": GrpcLogs, "traces": GrpcSpans, "metrics": GrpcMetrics}[signal](**options)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    from exporters.otlp_logs import LosslessOTLPLogExporter as OTLPLogExporter  # logs go out lossless
 
     options.setdefault("timeout", 5.0)
     spans = LosslessOTLPSpanExporter  # a received span goes out as it came (exporters.otlp_spans)
