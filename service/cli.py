@@ -12,24 +12,25 @@ from typing import Any
 
 import click
 import waitress
-from pydantic import ValidationError
+from flask import Flask
 
 from instrumentation.config import ConfigError
 from service.app import close_app, create_app
+from service.checked_settings import load_settings
+from service.cli_group import OneLineErrors
 from service.config_cli import config
 from service.run_cli import run_command
-from service.settings import Settings
 from service.spool_cli import spool
 
 
-def _settings(**options: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise click.UsageError(f"invalid settings: {problems}") from exc
+class _AppSlot:
+    """The WSGI app the server calls, set once built. Waitress serves nothing before ``run()``."""
+
+    app: Flask | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.app is not None, "requests are served only after the app is set"
+        return self.app(environ, start_response)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -46,7 +47,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@click.group()
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="pipetrace")
 def main() -> None:
     """Pipetrace: OpenTelemetry logs and traces of dlt pipelines, in an embedded DuckDB store."""
@@ -72,7 +73,7 @@ def serve(
     host: str | None, port: int | None, data_dir: Path | None, threads: int | None, insecure: bool
 ) -> None:
     """Run the service: OTLP receiver on /v1/*, log API on /api/logs/*."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, threads=threads)
+    settings = load_settings(host=host, port=port, data_dir=data_dir, threads=threads)
     missing = [
         name
         for name, value in (
@@ -87,6 +88,18 @@ def serve(
             f"refusing to listen on {settings.host} without {' and '.join(missing)}: set the token(s), "
             "listen on 127.0.0.1, or pass --insecure"
         )
+    # The port is bound before the app is built, so a busy port is the only thing said: nothing
+    # (such as "pipetrace ready") is logged for a service that will not run. One process, many
+    # threads: DuckDB lets a single process write the file.
+    slot = _AppSlot()
+    try:
+        server = waitress.create_server(
+            slot, host=settings.host, port=settings.port, threads=settings.threads
+        )
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror}"
+        ) from error
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
@@ -94,17 +107,10 @@ def serve(
         app = create_app(settings)
     except ConfigError as error:
         # A broken configuration stops start-up, saying which file, which key and what is wrong.
+        server.close()
         logging.getLogger().removeHandler(console)
         raise click.ClickException(f"invalid configuration: {error}") from error
-    # One process, many threads: DuckDB lets a single process write the file.
-    try:
-        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
-    except OSError as error:
-        close_app(app)
-        logging.getLogger().removeHandler(console)
-        raise click.ClickException(
-            f"cannot listen on {settings.host}:{settings.port}: {error.strerror}"
-        ) from error
+    slot.app = app
     # Runs send their telemetry back here; they need the address actually bound (port 0 picks one).
     app.config["PIPETRACE_URL"] = f"http://{settings.host}:{server.effective_port}"
     # Both stop signals flush and close. SIGINT is set explicitly too: a shell starting the service in
