@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.sources import start_postgres
-from tests.ui.browser_setup import BrowserUnavailable, obtain_chromium
+from tests.ui.browser_setup import BrowserUnavailable, obtain_chromium, run_quietly
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,3 +112,9 @@ def test_no_way_to_a_browser_fails_with_one_line_saying_what_to_install() -> Non
     assert "\n" not in message
     assert "apt-get install chromium" in message and "playwright install chromium" in message
     assert "Failed to download" in message
+
+
+def test_an_installer_s_failure_is_told_by_its_reason_not_its_stack() -> None:
+    said = "echo 'Error: Download failure' >&2; echo '    at ChildProcess.emit' >&2; echo '}' >&2; exit 1"
+    assert run_quietly(["sh", "-c", said], {}) == (1, "Error: Download failure")
+    assert run_quietly(["sh", "-c", "echo fine; echo done; exit 0"], {}) == (0, "done")

@@ -28,8 +28,10 @@ def run_quietly(command: Sequence[str], env: dict[str, str]) -> tuple[int, str]:
     done = subprocess.run(
         list(command), env={**os.environ, **env}, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
-    lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-    return done.returncode, lines[-1] if lines else "no output"
+    lines = [line.strip() for line in (done.stderr.strip() or done.stdout.strip()).splitlines()]
+    # apt says "E: ...", Playwright "Error: ..." followed by a stack: the first such line is the reason.
+    reasons = [line for line in lines if line.startswith(("E:", "Error"))]
+    return done.returncode, (reasons or lines or ["no output"])[0 if reasons else -1]
 
 
 def obtain_chromium(
