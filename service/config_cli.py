@@ -22,9 +22,7 @@ def config() -> None:
 def check(file: Path | None) -> None:
     """Validate FILE (default: OTEL_CONFIG_FILE, else ./otel-config.yaml, else the env vars) and
     every setting the service reads from the environment."""
-    target = file or load_settings().config_file
-    if file is not None:
-        load_settings()  # the settings are checked whichever file is named
+    target = file or load_settings().config_file  # settings are checked whichever file is named
     try:
         plan = plan_from_file(target) if target is not None else plan_from_environment(os.environ)
     except ConfigError as error:

@@ -28,7 +28,7 @@ def _parse_param(raw: str) -> tuple[str, Any]:
         try:
             return key, Path(value[1:]).read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
             message = f"{key}: cannot read {value[1:]}: {reason}"
             raise click.BadParameter(message, param_hint="--param") from exc
     try:
