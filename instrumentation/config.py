@@ -8,7 +8,9 @@ properties) so that a broken configuration stops start-up with the file, the key
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +168,21 @@ def _readers(source: str, readers: Any) -> list[ExporterPlan]:
     return plans
 
 
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Drop the loader's own records while it runs: it logs each error (with a traceback) that it
+    then raises, and the ConfigError made from it already says the same in one line."""
+    logger.addFilter(_drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_drop)
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
 def plan_from_file(path: str | Path) -> TelemetryPlan:
     from opentelemetry.configuration import load_config_file
 
@@ -173,7 +190,8 @@ def plan_from_file(path: str | Path) -> TelemetryPlan:
     if not Path(path).is_file():
         raise ConfigError(source, "(file)", "no such file")
     try:
-        config = load_config_file(source)
+        with _quiet(logging.getLogger("opentelemetry.configuration.file._loader")):
+            config = load_config_file(source)
     except Exception as exc:  # the loader raises its own errors, YAML's and I/O's: all mean "unusable"
         message = " ".join(str(exc).split())
         key = message.split("(at ", 1)[1].rstrip(")").replace(" -> ", ".") if "(at " in message else "(file)"

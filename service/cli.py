@@ -11,26 +11,28 @@ from typing import Any
 
 import click
 import waitress
-from pydantic import ValidationError
+from flask import Flask
 
 from instrumentation.config import ConfigError
 from service.app import close_app, create_app
+from service.checked_settings import load_settings
+from service.cli_group import OneLineErrors
 from service.config_cli import config
 from service.otlp_grpc import ListenError, OtlpGrpcServer
 from service.run_cli import run_command
-from service.settings import Settings, is_loopback
+from service.settings import is_loopback
 from service.spool_cli import spool
 from service.state import state
 
 
-def _settings(**options: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise click.UsageError(f"invalid settings: {problems}") from exc
+class _AppSlot:
+    """The WSGI app the server calls, set once built. Waitress serves nothing before ``run()``."""
+
+    app: Flask | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.app is not None, "requests are served only after the app is set"
+        return self.app(environ, start_response)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -46,7 +48,7 @@ def _close_receiver(receiver: OtlpGrpcServer | None) -> None:
         receiver.close(GRPC_STOP_GRACE_SECONDS)
 
 
-@click.group()
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="pipetrace")
 def main() -> None:
     """Pipetrace: OpenTelemetry logs and traces of dlt pipelines, in an embedded DuckDB store."""
@@ -83,7 +85,7 @@ def serve(
     insecure: bool,
 ) -> None:
     """Run the service: OTLP/HTTP receiver on /v1/*, OTLP/gRPC on --grpc-port, log API on /api/logs/*."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, grpc_port=grpc_port, threads=threads)
+    settings = load_settings(host=host, port=port, data_dir=data_dir, grpc_port=grpc_port, threads=threads)
     missing = [
         name
         for name, value in (
@@ -104,12 +106,24 @@ def serve(
             "refusing to start: ALLOW_ORIGINS is set without PIPETRACE_API_TOKEN; set the token or unset "
             "ALLOW_ORIGINS"
         )
-    # Bound before the store is opened: a taken port stops start-up before anything says it is ready.
+    # Both ports are bound before the app is built, so a busy port is the only thing said: nothing
+    # (such as "pipetrace ready") is logged for a service that will not run. One process, many
+    # threads: DuckDB lets a single process write the file.
+    slot = _AppSlot()
+    try:
+        server = waitress.create_server(
+            slot, host=settings.host, port=settings.port, threads=settings.threads
+        )
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror}"
+        ) from error
     receiver: OtlpGrpcServer | None = None
     if settings.grpc_port:
         try:
             receiver = OtlpGrpcServer(settings)
         except ListenError as error:
+            server.close()
             raise click.ClickException(str(error)) from error
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -118,22 +132,15 @@ def serve(
         app = create_app(settings)
     except ConfigError as error:
         # A broken configuration stops start-up, saying which file, which key and what is wrong.
+        server.close()
         _close_receiver(receiver)
         logging.getLogger().removeHandler(console)
         raise click.ClickException(f"invalid configuration: {error}") from error
     except BaseException:
+        server.close()
         _close_receiver(receiver)
         raise
-    # One process, many threads: DuckDB lets a single process write the file.
-    try:
-        server = waitress.create_server(app, host=settings.host, port=settings.port, threads=settings.threads)
-    except OSError as error:
-        _close_receiver(receiver)
-        close_app(app)
-        logging.getLogger().removeHandler(console)
-        raise click.ClickException(
-            f"cannot listen on {settings.host}:{settings.port}: {error.strerror}"
-        ) from error
+    slot.app = app
     # Runs send their telemetry back here; they need the address actually bound (port 0 picks one).
     app.config["PIPETRACE_URL"] = f"http://{settings.host}:{server.effective_port}"
     # Both stop signals flush and close. SIGINT is set explicitly too: a shell starting the service in

@@ -15,8 +15,8 @@ import click
 import requests
 
 from service.auth import otlp_headers_env
+from service.checked_settings import load_settings
 from service.runner import SCRIPT_NAME
-from service.settings import Settings
 from templates.render import TemplateError, render
 
 
@@ -24,8 +24,13 @@ def _parse_param(raw: str) -> tuple[str, Any]:
     key, sep, value = raw.partition("=")
     if not sep or not key:
         raise click.BadParameter(f"{raw!r} is not key=value", param_hint="--param")
-    if value.startswith("@"):
-        return key, Path(value[1:]).read_text()  # key=@file: the file's text, e.g. dlt_code's code
+    if value.startswith("@"):  # key=@file: the file's text, e.g. dlt_code's code
+        try:
+            return key, Path(value[1:]).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+            message = f"{key}: cannot read {value[1:]}: {reason}"
+            raise click.BadParameter(message, param_hint="--param") from exc
     try:
         return key, json.loads(value)  # numbers, booleans, lists and objects as JSON
     except json.JSONDecodeError:
@@ -57,7 +62,7 @@ def _service_at(url: str) -> bool:
 )
 def run_command(template: str, params: tuple[str, ...], name: str | None, endpoint: str | None) -> None:
     """Run one pipeline locally, show its progress, and say where its telemetry went."""
-    settings = Settings()
+    settings = load_settings()
     values = dict(_parse_param(raw) for raw in params)
     pipeline_id = (name or template).lower().replace(" ", "_")
     try:

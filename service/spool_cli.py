@@ -15,13 +15,14 @@ from exporters.settings import ExporterSettings
 from exporters.span_exporter import DuckDBSpanExporter
 from exporters.spool import Spool
 from exporters.store import TelemetryStore
+from service.checked_settings import load_exporter_settings
 
 # Spool folders are named <sink>-<signal> by the exporter that wrote them.
 _FOLDERS = ("duckdb-logs", "duckdb-traces", "otlp-logs", "otlp-traces")
 
 
 def _settings() -> ExporterSettings:
-    return ExporterSettings()
+    return load_exporter_settings()
 
 
 @click.group()

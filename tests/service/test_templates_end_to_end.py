@@ -41,7 +41,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[Postgres]:
-    yield from start_postgres()
+    try:
+        yield from start_postgres()
+    except RuntimeError as error:  # the server could not be had: one line, not a traceback
+        pytest.fail(str(error), pytrace=False)
 
 
 def run_to_end(

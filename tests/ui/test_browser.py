@@ -1,14 +1,13 @@
-"""The log explorer in a real browser: Playwright driving Debian's Chromium against a running
-``pipetrace serve`` with real telemetry (official OTLP exporters) and real pipeline runs.
+"""The log explorer in a real browser: Playwright driving Chromium (Debian's, or Playwright's own when
+apt is not usable; see ``browser_setup``) against a running ``pipetrace serve`` with real telemetry
+(official OTLP exporters) and real pipeline runs.
 
 Each view's screenshot is saved to ``docs/screenshots/`` (the README shows them).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.helpers import RESOURCE, make_record, make_records
 
-CHROMIUM = os.environ.get("PIPETRACE_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TRACE = 0x7A11_0000_0000_0000_0000_0000_0000_0001
 NS = 1_000_000_000
@@ -43,9 +41,6 @@ USER_CODE = textwrap.dedent(
         return orders
     """
 )
-
-if shutil.which(CHROMIUM) is None:  # pragma: no cover - .ci/run installs it
-    raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
 
 
 def _span(
@@ -104,10 +99,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(chromium: str | None) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             # Chromium's own background traffic is refused on a closed network; it is not needed.
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],

@@ -1,0 +1,39 @@
+"""The UI tests' browser: found, or installed once per session (see ``browser_setup``)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.ui.browser_setup import DEFAULT_CHROMIUM, BrowserUnavailable, obtain_chromium
+
+# Read at import: the suite's autouse fixture clears PIPETRACE_* variables before each test.
+WANTED = os.environ.get("PIPETRACE_CHROMIUM", DEFAULT_CHROMIUM)
+_OBTAINED = pytest.StashKey[str | BrowserUnavailable | None]()
+
+
+def _obtain(config: pytest.Config) -> str | BrowserUnavailable | None:
+    if _OBTAINED not in config.stash:
+        try:
+            config.stash[_OBTAINED] = obtain_chromium(WANTED)
+        except BrowserUnavailable as error:
+            config.stash[_OBTAINED] = error
+    return config.stash[_OBTAINED]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Obtain the browser right after collection, when a selected test needs it: an install here is
+    outside any test's timeout, and a run without browser tests (or --collect-only) installs nothing."""
+    if not config.option.collectonly and any("chromium" in getattr(i, "fixturenames", ()) for i in items):
+        _obtain(config)
+
+
+@pytest.fixture(scope="session")
+def chromium(pytestconfig: pytest.Config) -> str | None:
+    """The executable to launch (None: Playwright's own build); without one, each browser test fails
+    with the same single line."""
+    obtained = _obtain(pytestconfig)
+    if isinstance(obtained, BrowserUnavailable):
+        pytest.fail(str(obtained), pytrace=False)
+    return obtained
