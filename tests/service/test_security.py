@@ -4,6 +4,7 @@ do with default settings (no CORS, trusted hosts only, no write without a prefli
 
 from __future__ import annotations
 
+import base64
 import gzip
 import os
 import re
@@ -115,7 +116,25 @@ def test_a_received_record_is_held_to_the_attribute_limits(client: FlaskClient) 
     assert found is not None
     (log,) = found["logs"]
     assert len(log["attributes"]) == 128  # OTEL_ATTRIBUTE_COUNT_LIMIT's default
-    assert log["attributes"]["key000"] == "x" * 8192  # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, ours: 8192
+    assert log["dropped_attributes_count"] == 300 - 128  # what the limit removed is counted
+    # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT is unset by default, as in the SDK: nothing is cut silently.
+    assert log["attributes"]["key000"] == "x" * 100_000
+
+
+def test_a_value_length_limit_cuts_only_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "10")
+    app = create_app(data_dir=tmp_path / "limited")
+    try:
+        client = app.test_client()
+        record = make_record("long value", trace_id=0xC17, attributes={"long": "y" * 50, "bytes": b"z" * 50})
+        body = encode_logs([record]).SerializeToString()
+        assert client.post("/v1/logs", data=body, headers=PROTOBUF).status_code == 200
+        (log,) = client.get(f"/api/logs/correlation/{0xC17:032x}").json["logs"]
+    finally:
+        close_app(app)
+    assert log["attributes"]["long"] == "y" * 10
+    assert log["attributes"]["bytes"] == {"bytesValue": base64.b64encode(b"z" * 10).decode()}
+    assert log["body"] == "long value"  # bodies are never cut
 
 
 def test_a_request_with_no_valid_record_is_a_400(client: FlaskClient, seeded: ServiceState) -> None:
