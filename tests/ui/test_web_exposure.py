@@ -21,7 +21,6 @@ import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.conftest import LiveServer, start_server
-from tests.ui.test_browser import CHROMIUM
 
 TOKEN = "page-token-7c2e"
 DEV_SERVER = "http://localhost:3000"  # never bound: page.route answers for it
@@ -99,10 +98,10 @@ def other_origin() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(chromium: str | None) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                   f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1",
