@@ -112,7 +112,9 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            # gRPC off unless a test asks for it: never the standard 4317, which other programs here use
+            # (module-scoped servers start outside the per-test environment fixture).
+            env={**os.environ, "PIPETRACE_GRPC_PORT": "0", **(env or {})},
         )
     deadline = time.monotonic() + 60
     url = None
