@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="runs per query, setting and round")
     args = parser.parse_args()
 
-    from service.query import LogFilter
+    from exporters.store.queries import LogFilter
 
     with tempfile.TemporaryDirectory(prefix="bench-late-") as folder:
         parquet = Path(folder) / "logs.parquet"

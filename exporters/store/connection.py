@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exporters.records import PIPELINE_ID, RUN_ID, STAGE, LogRows
-from exporters.schema import migrate
-from exporters.search_index import BLOCK_NS, SearchIndex, grams_sql
+from exporters.store.schema import migrate
+from exporters.store.search_index import BLOCK_NS, SearchIndex, grams_sql
 
 _logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from exporters.search_index import grams_sql
+from exporters.store.search_index import grams_sql
 
 _logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "trigram index of each hour's text, for search",
         (
-            # See exporters.search_index: the distinct three-letter sequences of each hour.
+            # See exporters.store.search_index: the distinct three-letter sequences of each hour.
             "CREATE TABLE search_grams (block BIGINT NOT NULL, gram VARCHAR NOT NULL)",
             f"INSERT INTO search_grams {grams_sql('logs')}",
         ),

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from exporters import anyvalue
-from exporters.search_index import needle_grams
-from exporters.store import PROMOTED_ATTRIBUTE_VALUES, PROMOTED_KEYS, TelemetryStore
+from exporters.store.connection import PROMOTED_ATTRIBUTE_VALUES, PROMOTED_KEYS, TelemetryStore
+from exporters.store.search_index import needle_grams
 from service.params import LEVELS, NS, Cursor, format_time, level_name
 
 _LOG_COLUMNS = """

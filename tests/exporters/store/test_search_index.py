@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from exporters.records import log_table
-from exporters.search_index import BLOCK_NS, SearchIndex, TimeSpan, grams_sql, needle_grams
 from exporters.store import TelemetryStore
-from service.query import LogFilter, LogQueries
+from exporters.store.queries import LogFilter, LogQueries
+from exporters.store.search_index import BLOCK_NS, SearchIndex, TimeSpan, grams_sql, needle_grams
 from tests.helpers import bodies, make_record
 
 NOW = 1_800_000_000 * 10**9 // BLOCK_NS * BLOCK_NS  # the start of an hour

@@ -8,8 +8,8 @@ import duckdb
 import pytest
 
 from exporters.records import log_table
-from exporters.schema import LATEST_VERSION, MIGRATIONS, current_version
-from exporters.store import _LOG_STATEMENTS, TelemetryStore, _insert_from_parquet
+from exporters.store.connection import _LOG_STATEMENTS, TelemetryStore, _insert_from_parquet
+from exporters.store.schema import LATEST_VERSION, MIGRATIONS, current_version
 from tests.helpers import make_record, make_records
 
 
