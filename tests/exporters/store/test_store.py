@@ -8,7 +8,9 @@ import duckdb
 import pytest
 
 from exporters.records import log_table
-from exporters.store.connection import _LOG_STATEMENTS, TelemetryStore, _insert_from_parquet
+from exporters.store import TelemetryStore
+from exporters.store.ingest import LOG_STATEMENTS as _LOG_STATEMENTS
+from exporters.store.ingest import insert_from_parquet as _insert_from_parquet
 from exporters.store.schema import LATEST_VERSION, MIGRATIONS, current_version
 from tests.helpers import make_record, make_records
 
