@@ -80,7 +80,7 @@ class Pipetrace:
 
     def __init__(self, folder: Path) -> None:
         from exporters.store import TelemetryStore
-        from service.query import LogQueries
+        from exporters.store.queries import LogQueries
 
         self.path = folder / "telemetry.duckdb"
         self.store = TelemetryStore(self.path)
@@ -105,7 +105,7 @@ class Pipetrace:
         return os.path.getsize(self.path)
 
     def queries_for(self, p: Probe) -> dict[str, Callable[[], Any]]:
-        from service.query import LogFilter
+        from exporters.store.queries import LogFilter
 
         q = self.queries
         last_hour = LogFilter(since_ns=p.end_ns - HOUR_NS, until_ns=p.end_ns)

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.late_materialization            # 1M records, about a minute
 
-``exporters.store`` raises DuckDB's ``late_materialization_max_rows`` from its default (50) to 1,024,
-so that a page of up to 1,000 rows is picked on the filter and sort columns before the other columns
-are read, for the page's rows only. This loads the dataset once (``bench.dataset``, through
+``exporters.store.connection`` raises DuckDB's ``late_materialization_max_rows`` from its default (50)
+to 1,024, so that a page of up to 1,000 rows is picked on the filter and sort columns before the other
+columns are read, for the page's rows only. This loads the dataset once (``bench.dataset``, through
 ``TelemetryStore.insert_logs``) and times the routes' queries (``LogQueries``) with the setting at
 DuckDB's default and at ours, alternating in rounds. Results: ``bench/results/late_materialization.json``.
 """
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="runs per query, setting and round")
     args = parser.parse_args()
 
-    from service.query import LogFilter
+    from exporters.store.queries import LogFilter
 
     with tempfile.TemporaryDirectory(prefix="bench-late-") as folder:
         parquet = Path(folder) / "logs.parquet"

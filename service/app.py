@@ -16,6 +16,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from werkzeug.routing import PathConverter
 
 from exporters.store import TelemetryStore
+from exporters.store.pipelines import PipelineRepository
+from exporters.store.queries import LogQueries
 from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
@@ -24,8 +26,6 @@ from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
-from service.pipelines import PipelineRepository
-from service.query import LogQueries
 from service.retention import RetentionWorker
 from service.routes import health, logs, otlp, pipelines, ui
 from service.run_spool import RunSpoolDrain

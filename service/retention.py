@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from exporters.store.queries import LogQueries
 from service.periodic import Periodic
-from service.query import LogQueries
 
 _logger = logging.getLogger(__name__)
 

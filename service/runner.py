@@ -28,9 +28,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators._envcarrier import EnvironmentSetter
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from exporters.store.pipelines import Pipeline, PipelineRepository
 from instrumentation.context import pipeline_context
 from service.auth import otlp_headers_env
-from service.pipelines import Pipeline, PipelineRepository
 from templates.render import render, template
 
 # Where runs spool what they cannot send the service; the service drains it too (service.run_spool).

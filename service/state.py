@@ -11,9 +11,9 @@ from flask import Flask, current_app
 from exporters.log_exporter import DuckDBLogRecordExporter
 from exporters.span_exporter import DuckDBSpanExporter
 from exporters.store import TelemetryStore
+from exporters.store.pipelines import PipelineRepository
+from exporters.store.queries import LogQueries
 from instrumentation.telemetry import Telemetry
-from service.pipelines import PipelineRepository
-from service.query import LogQueries
 from service.runner import RunManager
 from service.settings import Settings
 

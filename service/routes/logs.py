@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from exporters.store.queries import LogFilter, Page
 from service.errors import ApiError, bad_parameter
 from service.params import (
     Cursor,
@@ -17,7 +18,6 @@ from service.params import (
     parse_trace_id,
     reject_unknown,
 )
-from service.query import LogFilter, Page
 from service.state import state
 
 blueprint = Blueprint("logs", __name__, url_prefix="/api/logs")

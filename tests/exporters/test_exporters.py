@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
 from exporters import DuckDBLogRecordExporter, DuckDBSpanExporter, TelemetryStore
-from service.query import LogQueries
+from exporters.store.queries import LogQueries
 from tests.helpers import make_record, make_records
 
 

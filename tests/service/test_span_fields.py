@@ -10,9 +10,9 @@ import duckdb
 import pytest
 from flask.testing import FlaskClient
 
-from exporters.schema import migrate
 from exporters.store import TelemetryStore
-from service.query import LogQueries
+from exporters.store.queries import LogQueries
+from exporters.store.schema import migrate
 from tests.span_requests import EVENT_TIME, HAND_TRACE, hand_built_request
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

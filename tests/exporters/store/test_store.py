@@ -8,8 +8,10 @@ import duckdb
 import pytest
 
 from exporters.records import log_table
-from exporters.schema import LATEST_VERSION, MIGRATIONS, current_version
-from exporters.store import _LOG_STATEMENTS, TelemetryStore, _insert_from_parquet
+from exporters.store import TelemetryStore
+from exporters.store.ingest import LOG_STATEMENTS as _LOG_STATEMENTS
+from exporters.store.ingest import insert_from_parquet as _insert_from_parquet
+from exporters.store.schema import LATEST_VERSION, MIGRATIONS, current_version
 from tests.helpers import make_record, make_records
 
 

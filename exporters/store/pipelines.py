@@ -5,16 +5,29 @@ from __future__ import annotations
 import datetime
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from exporters.store import TelemetryStore
+from exporters.store.connection import TelemetryStore
+from exporters.store.statements import record, records, statement
 
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
+# The run fields update_run may set, each as ``column = $column``.
+_RUN_FIELDS = ("status", "started_at", "finished_at", "exit_code", "rows_loaded", "error")
+
+_INSERT_PIPELINE = statement("insert_pipeline")
+_PIPELINE = statement("pipeline")
+_ALL_PIPELINES = statement("all_pipelines")
+_INSERT_RUN = statement("insert_run")
+_RUN = statement("run")
+_PIPELINE_RUNS = statement("pipeline_runs")
+_RUN_ERROR_COUNTS = statement("run_error_counts")
+_FAIL_INTERRUPTED_RUNS = statement("fail_interrupted_runs")
 
 
 def _time(value: datetime.datetime | None) -> str | None:
@@ -62,10 +75,13 @@ class PipelineRepository:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(orjson.dumps(secret_env))
         with self.store.writer() as cur:
-            cur.execute(
-                "INSERT INTO pipelines (id, name, template, params) VALUES (?, ?, ?, ?)",
-                [pipeline_id, name, template, orjson.dumps(params).decode()],
-            )
+            values = {
+                "id": pipeline_id,
+                "name": name,
+                "template": template,
+                "params": orjson.dumps(params).decode(),
+            }
+            _INSERT_PIPELINE.run(cur, values)
         found = self.get(pipeline_id)
         assert found is not None
         return found
@@ -76,70 +92,39 @@ class PipelineRepository:
         return secrets
 
     def get(self, pipeline_id: str) -> Pipeline | None:
-        row = (
-            self.store.cursor()
-            .execute(
-                "SELECT id, name, template, params, created_at FROM pipelines WHERE id = ?", [pipeline_id]
-            )
-            .fetchone()
-        )
+        row = record(_PIPELINE.run(self.store.cursor(), {"id": pipeline_id}))
         return _pipeline(row) if row else None
 
     def all(self) -> list[Pipeline]:
-        rows = (
-            self.store.cursor()
-            .execute(
-                "SELECT id, name, template, params, created_at FROM pipelines ORDER BY created_at DESC, id"
-            )
-            .fetchall()
-        )
-        return [_pipeline(row) for row in rows]
+        return [_pipeline(row) for row in records(_ALL_PIPELINES.run(self.store.cursor(), {}))]
 
     def add_run(self, pipeline_id: str, run_id: str, trace_id: str | None) -> None:
         with self.store.writer() as cur:
-            cur.execute(
-                "INSERT INTO runs (id, pipeline_id, status, trace_id) VALUES (?, ?, 'queued', ?)",
-                [run_id, pipeline_id, trace_id],
-            )
+            _INSERT_RUN.run(cur, {"id": run_id, "pipeline_id": pipeline_id, "trace_id": trace_id})
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        columns, values = [], []
+        """Set the given fields (of ``_RUN_FIELDS``) of one run; the others keep their values."""
+        values: dict[str, Any] = {}
         for key, value in fields.items():
-            if key not in {"status", "started_at", "finished_at", "exit_code", "rows_loaded", "error"}:
+            if key not in _RUN_FIELDS:
                 raise ValueError(f"unknown run field {key}")
-            columns.append(f"{key} = ?")
             is_json = key in ("rows_loaded", "error") and value is not None
-            values.append(orjson.dumps(value).decode() if is_json else value)
+            values[key] = orjson.dumps(value).decode() if is_json else value
+        assignments = ", ".join(f"{key} = ${key}" for key in values)
         with self.store.writer() as cur:
-            cur.execute(f"UPDATE runs SET {', '.join(columns)} WHERE id = ?", [*values, run_id])
+            cur.execute(f"UPDATE runs SET {assignments} WHERE id = $run_id", {**values, "run_id": run_id})
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        row = (
-            self.store.cursor().execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
-        )
+        row = record(_RUN.run(self.store.cursor(), {"id": run_id}))
         return _run(row) if row else None
 
     def runs(self, pipeline_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        rows = (
-            self.store.cursor()
-            .execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE pipeline_id = ? ORDER BY queued_at DESC, id LIMIT ?",
-                [pipeline_id, limit],
-            )
-            .fetchall()
-        )
+        rows = records(_PIPELINE_RUNS.run(self.store.cursor(), {"pipeline_id": pipeline_id, "limit": limit}))
         runs = [_run(row) for row in rows]
         if runs:
             # Error records per run, for the runs listed: one grouped scan of the pipeline's logs.
-            counts = dict(
-                self.store.cursor()
-                .execute(
-                    "SELECT run_id, count(*) FROM logs WHERE pipeline_id = ? AND severity_number >= 17"
-                    " GROUP BY run_id",
-                    [pipeline_id],
-                )
-                .fetchall()
-            )
+            found = records(_RUN_ERROR_COUNTS.run(self.store.cursor(), {"pipeline_id": pipeline_id}))
+            counts = {row["run_id"]: row["errors"] for row in found}
             for run in runs:
                 run["error_count"] = int(counts.get(run["run_id"], 0))
         return runs
@@ -150,36 +135,29 @@ class PipelineRepository:
             {"type": "Interrupted", "message": "the service stopped while the run was in flight"}
         )
         with self.store.writer() as cur:
-            row = cur.execute(
-                "UPDATE runs SET status = 'failed', finished_at = now(), error = ? "
-                "WHERE status IN ('queued', 'running')",
-                [error.decode()],
-            ).fetchone()
+            row = _FAIL_INTERRUPTED_RUNS.run(cur, {"error": error.decode()}).fetchone()
         return int(row[0]) if row else 0
 
 
-_RUN_COLUMNS = (
-    "id, pipeline_id, status, trace_id, queued_at, started_at, finished_at, exit_code, rows_loaded, error"
-)
+def _pipeline(row: Mapping[str, Any]) -> Pipeline:
+    return Pipeline(
+        row["id"], row["name"], row["template"], orjson.loads(row["params"]), _time(row["created_at"])
+    )
 
 
-def _pipeline(row: Any) -> Pipeline:
-    return Pipeline(row[0], row[1], row[2], orjson.loads(row[3]), _time(row[4]))
-
-
-def _run(row: Any) -> dict[str, Any]:
-    run_id, pipeline_id, status, trace_id, queued, started, finished, exit_code, rows, error = row
+def _run(row: Mapping[str, Any]) -> dict[str, Any]:
+    started, finished = row["started_at"], row["finished_at"]
     duration = (finished - started).total_seconds() if started and finished else None
     return {
-        "run_id": run_id,
-        "pipeline_id": pipeline_id,
-        "status": status,
-        "trace_id": trace_id,
-        "queued_at": _time(queued),
+        "run_id": row["id"],
+        "pipeline_id": row["pipeline_id"],
+        "status": row["status"],
+        "trace_id": row["trace_id"],
+        "queued_at": _time(row["queued_at"]),
         "started_at": _time(started),
         "finished_at": _time(finished),
         "duration_seconds": duration,
-        "exit_code": exit_code,
-        "rows_loaded": orjson.loads(rows) if rows else {},
-        "error": orjson.loads(error) if error else None,
+        "exit_code": row["exit_code"],
+        "rows_loaded": orjson.loads(row["rows_loaded"]) if row["rows_loaded"] else {},
+        "error": orjson.loads(row["error"]) if row["error"] else None,
     }

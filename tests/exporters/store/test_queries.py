@@ -17,10 +17,10 @@ from opentelemetry.sdk.resources import Resource
 
 from exporters import anyvalue
 from exporters.records import LOG_ROW_SCHEMA, LogRows, log_table
-from exporters.schema import LATEST_VERSION, migrate
 from exporters.store import TelemetryStore
+from exporters.store.queries import LogFilter, LogQueries
+from exporters.store.schema import LATEST_VERSION, migrate
 from service.params import MAX_LIMIT, Cursor
-from service.query import LogFilter, LogQueries
 from tests.helpers import bodies, make_record
 
 HOUR = 3_600 * 10**9
@@ -271,7 +271,7 @@ def test_a_file_written_by_schema_version_5_is_migrated_and_answers_as_before(tm
     """``tests/data/store-v5.duckdb.gz`` was written by pipetrace at b3c4bb8 (schema 5, record ids
     that were content hashes, attributes as plain JSON) through its own exporters."""
     path = tmp_path / "v5.duckdb"
-    fixture = Path(__file__).parent.parent / "data" / "store-v5.duckdb.gz"
+    fixture = Path(__file__).parents[2] / "data" / "store-v5.duckdb.gz"
     with gzip.open(fixture) as packed, path.open("wb") as out:
         shutil.copyfileobj(packed, out)
     store = TelemetryStore(path)

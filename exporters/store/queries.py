@@ -1,37 +1,39 @@
 """The query layer between the routes and the store (the seed's LoggingService).
 
 Routes parse and validate; this module turns validated filters into SQL with bound parameters only,
-and rows into the API's record shape.
+and rows (read by column name) into the API's record shape.
+
+Statements with a fixed shape are whole files in ``sql/``. Pages, search and stats take their WHERE
+from the filters given: each filter is one fixed predicate with its own ``$named`` parameter
+(``LogFilter.where``), and a filter not given is left out of the statement rather than written as
+``$x IS NULL OR ...``, so that DuckDB plans with the real predicates only (row-group pruning, the
+top-N's cut-off pushed into the scan: see ``pipeline_logs``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from exporters import anyvalue
-from exporters.search_index import needle_grams
-from exporters.store import PROMOTED_ATTRIBUTE_VALUES, PROMOTED_KEYS, TelemetryStore
+from exporters.store.connection import TelemetryStore
+from exporters.store.ingest import PROMOTED_KEYS
+from exporters.store.search_index import needle_grams
+from exporters.store.statements import record, records, statement
 from service.params import LEVELS, NS, Cursor, format_time, level_name
 
-_LOG_COLUMNS = """
+# The columns of sql/trace_logs.sql, for the pages' statements.
+LOG_COLUMNS = """
     id, epoch_ns(timestamp) AS ts, epoch_ns(observed_timestamp) AS observed, severity_text, severity_number,
     body, scope_name, scope_version, trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage,
     attributes, resource_attributes, promoted_keys, time_absent, coalesce(flags, trace_flags) AS flags,
     body_value, typed_values, dropped_attributes_count, resource_schema_url,
     resource_dropped_attributes_count, scope_schema_url, scope_attributes, scope_dropped_attributes_count,
     promoted_places
-"""
-_SPAN_COLUMNS = """
-    trace_id, span_id, parent_span_id, name, kind, epoch_ns(start_time), epoch_ns(end_time), duration_ns,
-    status_code, status_message, attributes, service_name, pipeline_id, run_id, stage, events, links,
-    resource_attributes, scope_name, scope_version, trace_state, flags, dropped_attributes_count,
-    dropped_events_count, dropped_links_count, resource_dropped_attributes_count,
-    scope_dropped_attributes_count, resource_schema_url, scope_schema_url, scope_attributes, typed_values
 """
 MAX_TRACE_LOGS = 10_000
 # Timeline bucket widths to choose from, smallest first; the first giving at most MAX_BUCKETS wins.
@@ -41,6 +43,41 @@ MAX_BUCKETS = 120
 # a few times before one query over everything.
 _FIRST_WINDOW_NS = 3600 * NS
 _MAX_WINDOWS = 3
+# Search looks in every attribute value, those kept only in their columns too (sql/insert_logs.sql):
+# bit i of ``promoted_keys`` set means key i of PROMOTED_KEYS was taken out of ``attributes``.
+_SEARCH_MATCH = """(
+    contains(lower(body), $needle)
+    OR contains(lower(concat_ws(chr(31),
+        CASE WHEN promoted_keys & 1 <> 0 THEN pipeline_id END,
+        CASE WHEN promoted_keys & 2 <> 0 THEN run_id END,
+        CASE WHEN promoted_keys & 4 <> 0 THEN stage END
+    )), $needle)
+    OR contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), $needle)
+)"""
+# The same, with a cheap prefilter on the raw JSON text before extracting values; only for needles
+# that appear verbatim inside JSON-encoded values.
+_SEARCH_MATCH_PREFILTERED = """(
+    contains(lower(body), $needle)
+    OR contains(lower(concat_ws(chr(31),
+        CASE WHEN promoted_keys & 1 <> 0 THEN pipeline_id END,
+        CASE WHEN promoted_keys & 2 <> 0 THEN run_id END,
+        CASE WHEN promoted_keys & 4 <> 0 THEN stage END
+    )), $needle)
+    OR (contains(lower(attributes), $needle)
+        AND contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), $needle))
+)"""
+
+_TRACE_WINDOW = statement("trace_window")
+_TRACE_LOGS = statement("trace_logs")
+_TRACE_SPANS = statement("trace_spans")
+_COUNT_LOGS_BEFORE = statement("count_logs_before")
+_DELETE_LOGS_BEFORE = statement("delete_logs_before")
+_COUNT_SPANS_BEFORE = statement("count_spans_before")
+_DELETE_SPANS_BEFORE = statement("delete_spans_before")
+_DELETE_TRACE_WINDOWS_BEFORE = statement("delete_trace_windows_before")
+_DELETE_DELIVERIES_BEFORE = statement("delete_deliveries_before")
+
+Params = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -52,27 +89,21 @@ class LogFilter:
     since_ns: int | None = None
     until_ns: int | None = None
 
-    def where(self) -> tuple[list[str], list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("pipeline_id", self.pipeline_id),
-            ("run_id", self.run_id),
-            ("stage", self.stage),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if self.min_severity is not None:
-            clauses.append("severity_number >= ?")
-            params.append(self.min_severity)
-        if self.since_ns is not None:
-            clauses.append("timestamp >= make_timestamp_ns(?)")
-            params.append(self.since_ns)
-        if self.until_ns is not None:
-            clauses.append("timestamp < make_timestamp_ns(?)")
-            params.append(self.until_ns)
-        return clauses, params
+    def where(self) -> tuple[list[str], Params]:
+        """The predicates of the filters given, each with its parameter, by name."""
+        given = {name: value for name, value in vars(self).items() if value is not None}
+        return [_FILTER_PREDICATES[name] for name in given], given
+
+
+# One predicate per LogFilter field, named as the field and its parameter.
+_FILTER_PREDICATES = {
+    "pipeline_id": "pipeline_id = $pipeline_id",
+    "run_id": "run_id = $run_id",
+    "stage": "stage = $stage",
+    "min_severity": "severity_number >= $min_severity",
+    "since_ns": "timestamp >= make_timestamp_ns($since_ns)",
+    "until_ns": "timestamp < make_timestamp_ns($until_ns)",
+}
 
 
 @dataclass(frozen=True)
@@ -85,49 +116,51 @@ def _json(text: str | None) -> Any:
     return orjson.loads(text) if text else {}
 
 
-def log_record(row: Sequence[Any]) -> dict[str, Any]:
-    """A stored log row as the API's record: every OTLP field, values typed (``exporters.anyvalue``),
-    ``timestamp`` null when the record had no time of its own (``sort_timestamp`` is what it is
-    ordered and filtered by)."""
-    (record_id, ts, observed, severity_text, severity_number, body, scope_name, scope_version, trace_id,
-     span_id, event_name, service_name, pipeline_id, run_id, stage, attributes, resource,
-     promoted_keys, time_absent, flags, body_value, typed_values, dropped, resource_schema_url,
-     resource_dropped, scope_schema_url, scope_attributes, scope_dropped, promoted_places) = row  # fmt: skip
-    attributes_out = anyvalue.api_map(attributes, typed_values)
-    if promoted_keys:  # string attributes kept only in their columns (exporters.store) go back
-        attributes_out = _with_promoted(attributes_out, promoted_keys, promoted_places or 0,
-                                        (pipeline_id, run_id, stage))  # fmt: skip
+def log_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored log row (by ``LOG_COLUMNS``' names) as the API's record: every OTLP field, values typed
+    (``exporters.anyvalue``), ``timestamp`` null when the record had no time of its own
+    (``sort_timestamp`` is what it is ordered and filtered by)."""
+    typed_values = row["typed_values"]
+    attributes_out = anyvalue.api_map(row["attributes"], typed_values)
+    if row["promoted_keys"]:  # string attributes kept only in their columns (sql/insert_logs.sql) go back
+        values = (row["pipeline_id"], row["run_id"], row["stage"])
+        attributes_out = _with_promoted(
+            attributes_out, row["promoted_keys"], row["promoted_places"] or 0, values
+        )
+    scope_name, scope_attributes = row["scope_name"], row["scope_attributes"]
+    scope_schema_url = row["scope_schema_url"]
     has_scope = scope_name is not None or scope_attributes is not None or scope_schema_url is not None
+    body_value = row["body_value"]
     return {
-        "id": format(record_id, "016x"),
-        "timestamp": None if time_absent else format_time(ts),
-        "observed_timestamp": format_time(observed),
-        "sort_timestamp": format_time(ts),
-        "severity_text": severity_text,
-        "severity_number": severity_number,
-        "body": orjson.loads(body_value) if body_value is not None else body,
+        "id": format(row["id"], "016x"),
+        "timestamp": None if row["time_absent"] else format_time(row["ts"]),
+        "observed_timestamp": format_time(row["observed"]),
+        "sort_timestamp": format_time(row["ts"]),
+        "severity_text": row["severity_text"],
+        "severity_number": row["severity_number"],
+        "body": orjson.loads(body_value) if body_value is not None else row["body"],
         "scope": {
             "name": scope_name,
-            "version": scope_version,
+            "version": row["scope_version"],
             "schema_url": scope_schema_url,
             "attributes": anyvalue.api_map(scope_attributes, typed_values),
-            "dropped_attributes_count": scope_dropped or 0,
+            "dropped_attributes_count": row["scope_dropped_attributes_count"] or 0,
         }
         if has_scope
         else None,
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "flags": flags,
-        "event_name": event_name,
-        "service_name": service_name,
-        "pipeline_id": pipeline_id,
-        "run_id": run_id,
-        "stage": stage,
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "flags": row["flags"],
+        "event_name": row["event_name"],
+        "service_name": row["service_name"],
+        "pipeline_id": row["pipeline_id"],
+        "run_id": row["run_id"],
+        "stage": row["stage"],
         "attributes": attributes_out,
-        "dropped_attributes_count": dropped or 0,
-        "resource": anyvalue.api_map(resource, typed_values),
-        "resource_schema_url": resource_schema_url,
-        "resource_dropped_attributes_count": resource_dropped or 0,
+        "dropped_attributes_count": row["dropped_attributes_count"] or 0,
+        "resource": anyvalue.api_map(row["resource_attributes"], typed_values),
+        "resource_schema_url": row["resource_schema_url"],
+        "resource_dropped_attributes_count": row["resource_dropped_attributes_count"] or 0,
     }
 
 
@@ -154,31 +187,32 @@ def _with_promoted(
     return dict(items)
 
 
-def span_record(row: Sequence[Any]) -> dict[str, Any]:
-    (trace_id, span_id, parent, name, kind, start, end, duration_ns, status_code, status_message, attributes,
-     service_name, pipeline_id, run_id, stage, events, links, resource, scope_name, scope_version,
-     trace_state, flags, dropped_attributes, dropped_events, dropped_links, resource_dropped,
-     scope_dropped, resource_schema_url, scope_schema_url, scope_attributes, typed_values) = row  # fmt: skip
+def span_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored span row (by the names of sql/trace_spans.sql) as the API's span."""
+    typed_values = row["typed_values"]
+    duration_ns = row["duration_ns"]
+    scope_name, scope_attributes = row["scope_name"], row["scope_attributes"]
+    scope_dropped = row["scope_dropped_attributes_count"]
     return {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": parent,
-        "trace_state": trace_state,
-        "flags": flags,
-        "name": name,
-        "kind": kind,
-        "start": format_time(start),
-        "end": format_time(end),
+        "trace_id": row["trace_id"],
+        "span_id": row["span_id"],
+        "parent_span_id": row["parent_span_id"],
+        "trace_state": row["trace_state"],
+        "flags": row["flags"],
+        "name": row["name"],
+        "kind": row["kind"],
+        "start": format_time(row["start_ns"]),
+        "end": format_time(row["end_ns"]),
         "duration_ms": duration_ns / 1e6 if duration_ns is not None else None,
-        "status": {"code": status_code, "message": status_message},
-        "attributes": anyvalue.api_map(attributes, typed_values),
-        "dropped_attributes_count": dropped_attributes,
-        "dropped_events_count": dropped_events,
-        "dropped_links_count": dropped_links,
-        "service_name": service_name,
-        "pipeline_id": pipeline_id,
-        "run_id": run_id,
-        "stage": stage,
+        "status": {"code": row["status_code"], "message": row["status_message"]},
+        "attributes": anyvalue.api_map(row["attributes"], typed_values),
+        "dropped_attributes_count": row["dropped_attributes_count"],
+        "dropped_events_count": row["dropped_events_count"],
+        "dropped_links_count": row["dropped_links_count"],
+        "service_name": row["service_name"],
+        "pipeline_id": row["pipeline_id"],
+        "run_id": row["run_id"],
+        "stage": row["stage"],
         # Spans stored before schema 7 did not record these: null, as for the span's own counts.
         "events": [
             {
@@ -187,7 +221,7 @@ def span_record(row: Sequence[Any]) -> dict[str, Any]:
                 "timestamp": format_time(event.get("timestamp")),
                 "attributes": _typed(event.get("attributes"), typed_values),
             }
-            for event in _json(events) or []
+            for event in _json(row["events"]) or []
         ],
         "links": [
             {
@@ -197,21 +231,21 @@ def span_record(row: Sequence[Any]) -> dict[str, Any]:
                 **link,
                 "attributes": _typed(link.get("attributes"), typed_values),
             }
-            for link in _json(links) or []
+            for link in _json(row["links"]) or []
         ],
         "scope": {
             "name": scope_name,
-            "version": scope_version,
-            "schema_url": scope_schema_url,
+            "version": row["scope_version"],
+            "schema_url": row["scope_schema_url"],
             "attributes": anyvalue.api_map(scope_attributes, bool(typed_values)),
             "dropped_attributes_count": scope_dropped,
         }
         if scope_name is not None or scope_attributes is not None
         else None,
         "scope_dropped_attributes_count": scope_dropped,
-        "resource": anyvalue.api_map(resource, typed_values),
-        "resource_schema_url": resource_schema_url,
-        "resource_dropped_attributes_count": resource_dropped,
+        "resource": anyvalue.api_map(row["resource_attributes"], typed_values),
+        "resource_schema_url": row["resource_schema_url"],
+        "resource_dropped_attributes_count": row["resource_dropped_attributes_count"],
     }
 
 
@@ -222,8 +256,8 @@ class LogQueries:
         self.store = store
 
     def _newest(
-        self, clauses: list[str], params: list[Any], limit: int, cursor: Cursor | None, filters: LogFilter
-    ) -> list[tuple[Any, ...]]:
+        self, clauses: list[str], params: Params, limit: int, cursor: Cursor | None, filters: LogFilter
+    ) -> list[dict[str, Any]]:
         """The newest ``limit`` + 1 matching rows, looked for in time windows (search's way).
 
         Newest first over the whole store would read every row group that has a match. Records
@@ -244,8 +278,8 @@ class LogQueries:
             lower = upper - width
             if lower <= 0 or (filters.since_ns is not None and lower <= filters.since_ns):
                 break  # the window already reaches back to the start: ask once, unbounded
-            in_window = [*clauses, "timestamp >= make_timestamp_ns(?)"]
-            found = self._select(in_window, [*params, lower], limit)
+            in_window = [*clauses, "timestamp >= make_timestamp_ns($window_start_ns)"]
+            found = self._select(in_window, {**params, "window_start_ns": lower}, limit)
             if len(found) > limit:
                 return found
             if not found:
@@ -254,11 +288,12 @@ class LogQueries:
             width = min(width * max(4, 2 * (limit + 1) // len(found)), upper)
         return self._select(clauses, params, limit)
 
-    def _select(self, clauses: list[str], params: list[Any], limit: int) -> list[tuple[Any, ...]]:
+    def _select(self, clauses: list[str], params: Params, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` + 1 matching rows (one more tells whether a next page exists)."""
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT {_LOG_COLUMNS} FROM logs {where} ORDER BY timestamp DESC, id DESC LIMIT ?"
-        return self.store.cursor().execute(sql, [*params, limit + 1]).fetchall()
+        sql = (
+            f"SELECT {LOG_COLUMNS} FROM logs {_where(clauses)} ORDER BY timestamp DESC, id DESC LIMIT $limit"
+        )
+        return records(self.store.cursor().execute(sql, {**params, "limit": limit + 1}))
 
     def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """The newest ``limit`` records the column filters (pipeline, run, stage, level, time) pass,
@@ -266,8 +301,8 @@ class LogQueries:
 
         One query: DuckDB's top-N pushes its running cut-off into the scan as a timestamp filter,
         skipping older row groups, and its late materialization (enabled up to pages of 1,000 in
-        ``exporters.store``) picks the page's row ids from the filter and key columns before reading
-        the wide ones, for those rows only. Reading wide rows costs far more than testing a column
+        ``exporters.store.connection``) picks the page's row ids from the filter and key columns before
+        reading the wide ones, for those rows only. Reading wide rows costs far more than testing a column
         (DuckDB decompresses whole vectors of every column). Search looks in time windows instead
         (``_newest``): its test reads the wide text columns itself, so the scan has to be bounded
         before it starts.
@@ -279,8 +314,8 @@ class LogQueries:
         """Case-insensitive substring match in the body or in any attribute value (not in keys)."""
         # Lower-cased by DuckDB, as the stored text is: Python's lower() differs for some letters (a
         # final sigma, a dotted capital I) and then a needle would never match what is stored.
-        row = self.store.cursor().execute("SELECT lower(?)", [text]).fetchone()
-        needle = str(row[0]) if row else text.lower()
+        row = record(self.store.cursor().execute("SELECT lower($text) AS needle", {"text": text}))
+        needle = str(row["needle"]) if row else text.lower()
         grams = needle_grams(needle)
         if grams:
             # Only the hours whose text has every gram of the needle can hold a match.
@@ -293,18 +328,8 @@ class LogQueries:
                 return Page([], None)
             filters = replace(filters, since_ns=since, until_ns=until)
         clauses, params = filters.where()
-        attribute_match = (
-            "contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), ?)"
-        )
-        if _survives_json_escaping(text):
-            # Cheap prefilter on the raw JSON text before extracting values.
-            attribute_match = f"(contains(lower(attributes), ?) AND {attribute_match})"
-            attribute_params = [needle, needle]
-        else:
-            attribute_params = [needle]
-        promoted_match = f"contains(lower({PROMOTED_ATTRIBUTE_VALUES}), ?)"
-        clauses.append(f"(contains(lower(body), ?) OR {promoted_match} OR {attribute_match})")
-        params.extend([needle, needle, *attribute_params])
+        clauses.append(_SEARCH_MATCH_PREFILTERED if _survives_json_escaping(text) else _SEARCH_MATCH)
+        params["needle"] = needle
         clauses, params = _after_cursor(clauses, params, cursor)
         return _page(self._newest(clauses, params, limit, cursor, filters), limit)
 
@@ -312,48 +337,43 @@ class LogQueries:
         """Logs (oldest first) and spans of one trace, and whether the logs were cut at the cap."""
         cur = self.store.cursor()
         # The trace's time window first (a small table), then only the logs inside it.
-        window = cur.execute(
-            """SELECT epoch_ns(min(first_ts)), epoch_ns(max(last_ts)) FROM trace_windows
-               WHERE trace_key = hash(?::VARCHAR)""",
-            [trace_id],
-        ).fetchone()
+        window = record(_TRACE_WINDOW.run(cur, {"trace_id": trace_id}))
         rows = []
-        if window is not None and window[0] is not None:
-            rows = cur.execute(
-                f"""SELECT {_LOG_COLUMNS} FROM logs
-                    WHERE trace_id = ? AND timestamp BETWEEN make_timestamp_ns(?) AND make_timestamp_ns(?)
-                    ORDER BY timestamp, id LIMIT ?""",
-                [trace_id, window[0], window[1], MAX_TRACE_LOGS + 1],
-            ).fetchall()
+        if window is not None and window["first_ns"] is not None:
+            rows = records(
+                _TRACE_LOGS.run(cur, {"trace_id": trace_id, **window, "limit": MAX_TRACE_LOGS + 1})
+            )
         truncated = len(rows) > MAX_TRACE_LOGS
-        spans = cur.execute(
-            f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_time, span_id", [trace_id]
-        ).fetchall()
+        spans = records(_TRACE_SPANS.run(cur, {"trace_id": trace_id}))
         return [log_record(r) for r in rows[:MAX_TRACE_LOGS]], [span_record(s) for s in spans], truncated
 
     def stats(self, filters: LogFilter, now_ns: int | None = None) -> dict[str, Any]:
         clauses, params = filters.where()
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where = _where(clauses)
         cur = self.store.cursor()
-        level_rows = cur.execute(
-            f"SELECT severity_number, count(*) FROM logs {where} GROUP BY ALL", params
-        ).fetchall()
+        level_rows = records(
+            cur.execute(f"SELECT severity_number, count(*) AS n FROM logs {where} GROUP BY ALL", params)
+        )
         by_level: dict[str, int] = {}
-        for severity, count in level_rows:
-            name = level_name(severity)
-            by_level[name] = by_level.get(name, 0) + int(count)
+        for row in level_rows:
+            name = level_name(row["severity_number"])
+            by_level[name] = by_level.get(name, 0) + int(row["n"])
         total = sum(by_level.values())
-        errors = sum(count for severity, count in level_rows if (severity or 0) >= LEVELS["ERROR"])
-        pipelines = cur.execute(
-            f"""SELECT pipeline_id, count(*) AS n, count(*) FILTER (severity_number >= ?) AS errors
-                FROM logs {where} GROUP BY pipeline_id ORDER BY n DESC, pipeline_id LIMIT 100""",
-            [LEVELS["ERROR"], *params],
-        ).fetchall()
+        errors = sum(row["n"] for row in level_rows if (row["severity_number"] or 0) >= LEVELS["ERROR"])
+        pipelines = records(
+            cur.execute(
+                f"""SELECT pipeline_id, count(*) AS n,
+                           count(*) FILTER (severity_number >= $error_level) AS errors
+                    FROM logs {where} GROUP BY pipeline_id ORDER BY n DESC, pipeline_id LIMIT 100""",
+                {**params, "error_level": LEVELS["ERROR"]},
+            )
+        )
         return {
             "total": total,
             "by_level": by_level,
             "by_pipeline": [
-                {"pipeline_id": pipeline, "count": int(n), "errors": int(e)} for pipeline, n, e in pipelines
+                {"pipeline_id": row["pipeline_id"], "count": int(row["n"]), "errors": int(row["errors"])}
+                for row in pipelines
             ],
             "error_rate": errors / total if total else 0.0,
             "timeline": self._timeline(where, params, filters, now_ns)
@@ -361,31 +381,36 @@ class LogQueries:
             else {"bucket_seconds": None, "buckets": []},
         }
 
-    def _timeline(
-        self, where: str, params: list[Any], filters: LogFilter, now_ns: int | None
-    ) -> dict[str, Any]:
+    def _timeline(self, where: str, params: Params, filters: LogFilter, now_ns: int | None) -> dict[str, Any]:
         cur = self.store.cursor()
         lo, hi = filters.since_ns, filters.until_ns
         if lo is None or hi is None:
-            row = cur.execute(
-                f"SELECT epoch_ns(min(timestamp)), epoch_ns(max(timestamp)) FROM logs {where}", params
-            ).fetchone()
+            row = record(
+                cur.execute(
+                    f"""SELECT epoch_ns(min(timestamp)) AS first_ns, epoch_ns(max(timestamp)) AS last_ns
+                        FROM logs {where}""",
+                    params,
+                )
+            )
             assert row is not None
-            lo = row[0] if lo is None else lo
-            hi = (row[1] + 1) if hi is None else hi
+            lo = row["first_ns"] if lo is None else lo
+            hi = (row["last_ns"] + 1) if hi is None else hi
         span_seconds = max(1, (hi - lo) // NS)
         width = next((w for w in _BUCKET_SECONDS if span_seconds / w <= MAX_BUCKETS), _BUCKET_SECONDS[-1])
         width_ns = width * NS
-        rows = cur.execute(
-            f"""SELECT (epoch_ns(timestamp) // ?) * ? AS bucket, severity_number, count(*)
-                FROM logs {where} GROUP BY ALL ORDER BY bucket""",
-            [width_ns, width_ns, *params],
-        ).fetchall()
+        rows = records(
+            cur.execute(
+                f"""SELECT (epoch_ns(timestamp) // $width_ns) * $width_ns AS bucket, severity_number,
+                           count(*) AS n
+                    FROM logs {where} GROUP BY ALL ORDER BY bucket""",
+                {**params, "width_ns": width_ns},
+            )
+        )
         buckets: dict[int, dict[str, int]] = {}
-        for bucket, severity, count in rows:
-            counts = buckets.setdefault(int(bucket), {})
-            name = level_name(severity)
-            counts[name] = counts.get(name, 0) + int(count)
+        for row in rows:
+            counts = buckets.setdefault(int(row["bucket"]), {})
+            name = level_name(row["severity_number"])
+            counts[name] = counts.get(name, 0) + int(row["n"])
         return {
             "bucket_seconds": width,
             "buckets": [
@@ -398,24 +423,21 @@ class LogQueries:
         self, before_ns: int, pipeline_id: str | None = None, dry_run: bool = False
     ) -> dict[str, int]:
         """Delete logs older than ``before_ns`` and the spans that started before it."""
-        log_where = "timestamp < make_timestamp_ns(?)"
-        span_where = "start_time < make_timestamp_ns(?)"
-        params: list[Any] = [before_ns]
-        if pipeline_id is not None:
-            log_where += " AND pipeline_id = ?"
-            span_where += " AND pipeline_id = ?"
-            params.append(pipeline_id)
-        verb = "SELECT count(*) FROM" if dry_run else "DELETE FROM"
+        params = {"before_ns": before_ns, "pipeline_id": pipeline_id}
+        logs, spans = (
+            (_COUNT_LOGS_BEFORE, _COUNT_SPANS_BEFORE)
+            if dry_run
+            else (_DELETE_LOGS_BEFORE, _DELETE_SPANS_BEFORE)
+        )
         with self.store.writer() as cur:
-            logs_row = cur.execute(f"{verb} logs WHERE {log_where}", params).fetchone()
-            spans_row = cur.execute(f"{verb} spans WHERE {span_where}", params).fetchone()
+            logs_row = logs.run(cur, params).fetchone()
+            spans_row = spans.run(cur, params).fetchone()
             if not dry_run and pipeline_id is None:
                 # Windows wholly before the cut cover no log any more. With a pipeline filter, other
                 # pipelines' logs of the same traces may remain, so their windows stay.
-                cur.execute("DELETE FROM trace_windows WHERE last_ts < make_timestamp_ns(?)", [before_ns])
-                # Delivery keys are kept as long as records of their time are: a retry or replay of a
-                # delivery older than the cut could only bring back records retention removed.
-                cur.execute("DELETE FROM deliveries WHERE received_at < make_timestamp_ns(?)", [before_ns])
+                _DELETE_TRACE_WINDOWS_BEFORE.run(cur, params)
+                # Delivery keys are kept as long as records of their time are (see the statement).
+                _DELETE_DELIVERIES_BEFORE.run(cur, params)
                 # Hours wholly before the cut hold no text any more.
                 self.store.drop_search_hours_before(cur, before_ns)
         return {
@@ -427,24 +449,30 @@ class LogQueries:
         return (time.time_ns() if now_ns is None else now_ns) - int(days * 86400 * NS)
 
 
-def _page(rows: list[tuple[Any, ...]], limit: int) -> Page:
+def _where(clauses: list[str]) -> str:
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def _page(rows: list[dict[str, Any]], limit: int) -> Page:
     """Up to ``limit`` of the newest-first ``rows``; a cursor when the one more asked for came back."""
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = Cursor(rows[-1][1], rows[-1][0]).encode()
+        next_cursor = Cursor(rows[-1]["ts"], rows[-1]["id"]).encode()
     return Page([log_record(row) for row in rows], next_cursor)
 
 
-def _after_cursor(
-    clauses: list[str], params: list[Any], cursor: Cursor | None
-) -> tuple[list[str], list[Any]]:
+def _after_cursor(clauses: list[str], params: Params, cursor: Cursor | None) -> tuple[list[str], Params]:
     """Keyset paging on (timestamp, id), newest first: rows arriving meanwhile never shift a page."""
     if cursor is None:
         return clauses, params
     return (
-        [*clauses, "timestamp <= make_timestamp_ns(?)", "(timestamp < make_timestamp_ns(?) OR id < ?)"],
-        [*params, cursor.timestamp_ns, cursor.timestamp_ns, cursor.record_id],
+        [
+            *clauses,
+            "timestamp <= make_timestamp_ns($cursor_ns)",
+            "(timestamp < make_timestamp_ns($cursor_ns) OR id < $cursor_id)",
+        ],
+        {**params, "cursor_ns": cursor.timestamp_ns, "cursor_id": cursor.record_id},
     )
 
 

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from exporters.records import log_table
-from exporters.search_index import BLOCK_NS, SearchIndex, TimeSpan, grams_sql, needle_grams
 from exporters.store import TelemetryStore
-from service.query import LogFilter, LogQueries
+from exporters.store.queries import LogFilter, LogQueries
+from exporters.store.search_index import BLOCK_NS, SearchIndex, TimeSpan, grams_sql, needle_grams
 from tests.helpers import bodies, make_record
 
 NOW = 1_800_000_000 * 10**9 // BLOCK_NS * BLOCK_NS  # the start of an hour
@@ -167,3 +167,26 @@ def test_long_letter_runs_give_every_gram(length: int) -> None:
     source = "(SELECT make_timestamp_ns(0) AS timestamp, $run AS body, NULL AS attributes)"
     rows = duckdb.execute(grams_sql(source), {"run": run}).fetchall()
     assert {gram for _, gram in rows} == needle_grams(run)
+
+
+def test_the_insert_indexes_the_grams_that_the_migration_indexes(tmp_path: Path) -> None:
+    """``sql/insert_search_grams.sql`` writes ``grams_sql`` out whole over the batch's rows; the index
+    a store builds as it inserts must be the one migration 4 builds from the stored logs."""
+    rng = random.Random(4)
+    words = ["heron", "Egret", "ibis-stork", "x9y", "ÄöÜ", "a" * 130, "spoonbill,crane"]
+    records = [
+        make_record(
+            " ".join(rng.choice(words) for _ in range(4)),
+            timestamp=NOW + i * BLOCK_NS // 7,
+            attributes={"k": rng.choice(words), "n": i, "nested": {"w": rng.choice(words)}},
+        )
+        for i in range(40)
+    ]
+    store = TelemetryStore(tmp_path / "grams.duckdb")
+    store.insert_logs(log_table(records[:25]))
+    store.insert_logs(log_table(records[25:]))
+    cur = store.cursor()
+    indexed = cur.execute("SELECT block, gram FROM search_grams ORDER BY ALL").fetchall()
+    rebuilt = cur.execute(f"SELECT DISTINCT block, gram FROM ({grams_sql('logs')}) ORDER BY ALL").fetchall()
+    assert indexed == rebuilt and len(indexed) > 20
+    store.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from exporters.search_index import grams_sql
+from exporters.store.search_index import grams_sql
 
 _logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "trigram index of each hour's text, for search",
         (
-            # See exporters.search_index: the distinct three-letter sequences of each hour.
+            # See exporters.store.search_index: the distinct three-letter sequences of each hour.
             "CREATE TABLE search_grams (block BIGINT NOT NULL, gram VARCHAR NOT NULL)",
             f"INSERT INTO search_grams {grams_sql('logs')}",
         ),
@@ -143,7 +143,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5,
         "promoted attributes kept only in their columns",
-        # See exporters.store: bit i set means promoted key i was taken out of ``attributes``. Rows
+        # See sql/insert_logs.sql: bit i set means promoted key i was taken out of ``attributes``. Rows
         # stored before keep their attributes whole (0).
         ("ALTER TABLE logs ADD COLUMN promoted_keys UTINYINT DEFAULT 0",),
     ),
@@ -170,7 +170,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE logs ADD COLUMN scope_schema_url VARCHAR",
             "ALTER TABLE logs ADD COLUMN scope_attributes VARCHAR",
             "ALTER TABLE logs ADD COLUMN scope_dropped_attributes_count UINTEGER DEFAULT 0",
-            # See exporters.store: where each promoted attribute stood, so it is returned in its place.
+            # See sql/insert_logs.sql: where each promoted attribute stood, so it is returned in its place.
             "ALTER TABLE logs ADD COLUMN promoted_places UINTEGER DEFAULT 0",
             # One row per delivery (a batch or request, by a digest of its content, see
             # exporters.records.LogRows): a delivery seen before is not stored again, whatever its

@@ -1,0 +1,2 @@
+DELETE FROM logs
+WHERE timestamp < make_timestamp_ns($before_ns) AND ($pipeline_id IS NULL OR pipeline_id = $pipeline_id)

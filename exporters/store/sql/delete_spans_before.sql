@@ -1,0 +1,2 @@
+DELETE FROM spans
+WHERE start_time < make_timestamp_ns($before_ns) AND ($pipeline_id IS NULL OR pipeline_id = $pipeline_id)

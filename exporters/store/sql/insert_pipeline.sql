@@ -1,0 +1,1 @@
+INSERT INTO pipelines (id, name, template, params) VALUES ($id, $name, $template, $params)

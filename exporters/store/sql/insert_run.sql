@@ -1,0 +1,1 @@
+INSERT INTO runs (id, pipeline_id, status, trace_id) VALUES ($id, $pipeline_id, 'queued', $trace_id)

@@ -1,0 +1,1 @@
+SELECT epoch_ns(max(timestamp)) AS newest_ns FROM logs

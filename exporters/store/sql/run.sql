@@ -1,0 +1,2 @@
+SELECT id, pipeline_id, status, trace_id, queued_at, started_at, finished_at, exit_code, rows_loaded, error
+FROM runs WHERE id = $id
