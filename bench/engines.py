@@ -75,6 +75,30 @@ class PeakRss:
         return max(self.peak, self._process.memory_info().rss) / 2**20
 
 
+# The OTLP fields the common dataset does not vary (the peers store none of them), as the exporter
+# sends them for records that have their own times, plain attributes and nothing dropped.
+_OTLP_DEFAULTS: dict[str, object] = {
+    "time_absent": False,
+    "body_value": None,
+    "scope_schema_url": None,
+    "scope_attributes": None,
+    "scope_dropped_attributes_count": 0,
+    "typed_values": False,
+    "dropped_attributes_count": 0,
+    "resource_schema_url": None,
+    "resource_dropped_attributes_count": 0,
+}
+
+
+def _with_otlp_fields(table: pa.Table) -> pa.Table:
+    from exporters.records import LOG_ROW_SCHEMA
+
+    for name, value in _OTLP_DEFAULTS.items():
+        field = LOG_ROW_SCHEMA.field(name)
+        table = table.append_column(name, pa.repeat(pa.scalar(value, field.type), table.num_rows))
+    return table
+
+
 class Pipetrace:
     name = "pipetrace"
 
@@ -96,6 +120,7 @@ class Pipetrace:
             columns = table.drop_columns(["attributes"]).append_column(
                 "row", pa.array(range(rows), pa.int32())
             )
+            columns = _with_otlp_fields(columns.rename_columns({"trace_flags": "flags"}))
             self.store.insert_logs(
                 LogRows(columns.select(LOG_ROW_SCHEMA.names).cast(LOG_ROW_SCHEMA), attributes)
             )
