@@ -91,16 +91,14 @@ def plain_text(value: Any) -> str:
     ).decode()
 
 
-def from_plain(value: Any) -> Any:
-    """A value read back from plain JSON, in the API's typed form."""
-    return value if isinstance(value, str) else any_value(value)
+def api_values(values: Any, typed_form: bool) -> dict[str, Any]:
+    """A stored attribute map, parsed, in the API's typed form: as it is when stored typed, else each
+    plain value typed (plain JSON keeps every type a value read back from it can have)."""
+    if not isinstance(values, Mapping):
+        return {}
+    return dict(values) if typed_form else typed_map(values)
 
 
 def api_map(text: str | None, typed_form: bool) -> dict[str, Any]:
     """A stored attribute map (JSON text) in the API's typed form."""
-    if not text:
-        return {}
-    values = orjson.loads(text)
-    if typed_form or not isinstance(values, dict):
-        return values if isinstance(values, dict) else {}
-    return {key: from_plain(value) for key, value in values.items()}
+    return api_values(orjson.loads(text) if text else None, typed_form)

@@ -135,11 +135,9 @@ def _context_value(key: str, attrs: Mapping[str, Any], resource: Mapping[str, An
     return None if value is None else str(value)
 
 
-# Enum.value is a descriptor call; a dict lookup is several times cheaper per record.
-_SEVERITY_VALUE: dict[Any, int | None] = {s: s.value for s in SeverityNumber}
-_SEVERITY_VALUE[None] = None
-# Keyed by identity: an Enum's __hash__ is Python code, id() and an int key are not (members are singletons).
-_SEVERITY_BY_ID: dict[int, int | None] = {id(s): v for s, v in _SEVERITY_VALUE.items()}
+# Enum.value is a descriptor call and an Enum's __hash__ is Python code; a lookup by identity (members
+# and None are singletons) keeps the per-record loop in C.
+_SEVERITY_BY_ID: dict[int, int | None] = {id(s): s.value for s in SeverityNumber} | {id(None): None}
 
 
 def _severity_values(severities: list[Any]) -> list[Any]:

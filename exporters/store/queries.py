@@ -164,13 +164,6 @@ def log_record(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _typed(values: dict[str, Any] | None, typed_form: bool) -> dict[str, Any]:
-    """An attribute map read from inside stored JSON (events, links) in the API's typed form."""
-    if not values:
-        return {}
-    return values if typed_form else {key: anyvalue.from_plain(value) for key, value in values.items()}
-
-
 def _with_promoted(
     attributes: dict[str, Any], promoted_keys: int, places: int, values: tuple[Any, ...]
 ) -> dict[str, Any]:
@@ -219,7 +212,7 @@ def span_record(row: Mapping[str, Any]) -> dict[str, Any]:
                 "dropped_attributes_count": None,
                 **event,
                 "timestamp": format_time(event.get("timestamp")),
-                "attributes": _typed(event.get("attributes"), typed_values),
+                "attributes": anyvalue.api_values(event.get("attributes"), typed_values),
             }
             for event in _json(row["events"]) or []
         ],
@@ -229,7 +222,7 @@ def span_record(row: Mapping[str, Any]) -> dict[str, Any]:
                 "flags": None,
                 "dropped_attributes_count": None,
                 **link,
-                "attributes": _typed(link.get("attributes"), typed_values),
+                "attributes": anyvalue.api_values(link.get("attributes"), typed_values),
             }
             for link in _json(row["links"]) or []
         ],

@@ -7,23 +7,18 @@ got is compared with what was sent, both decoded from their bytes by protobuf al
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from tests.conftest import LiveServer, start_server
+from tests.otlp_sinks import grpc_sink, http_sink
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TRACE = bytes.fromhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
@@ -61,62 +56,16 @@ def _sent() -> ExportLogsServiceRequest:
     return request
 
 
-class _Logs(ThreadingHTTPServer):
-    bodies: list[bytes]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Logs
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/logs":
-            self.server.bodies.append(body)
-            answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
-        else:
-            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def http_endpoint() -> Iterator[tuple[str, list[bytes]]]:
-    server = _Logs(("127.0.0.1", 0), _Handler)
-    server.bodies = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", server.bodies
-    server.shutdown()
-    server.server_close()
-
-
-class _GrpcLogs(logs_service_pb2_grpc.LogsServiceServicer, trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-
-    def Export(self, request: Any, context: Any) -> Any:
-        if isinstance(request, ExportLogsServiceRequest):
-            self.bodies.append(request.SerializeToString())
-            return logs_service_pb2.ExportLogsServiceResponse()
-        return trace_service_pb2.ExportTraceServiceResponse()
+    with http_sink() as sink:
+        yield sink.url, sink.bodies["/v1/logs"]
 
 
 @pytest.fixture
 def grpc_endpoint() -> Iterator[tuple[str, list[bytes]]]:
-    receiver = _GrpcLogs()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(receiver, server)
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"http://127.0.0.1:{port}", receiver.bodies
-    server.stop(grace=None)
+    with grpc_sink() as sink:
+        yield sink.url, sink.bodies["/v1/logs"]
 
 
 def _forwarded_records(bodies: list[bytes]) -> list[tuple[Any, Any, LogRecord]]:

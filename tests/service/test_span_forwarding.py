@@ -9,27 +9,21 @@ decoded from the bytes sent, field by field.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
-import threading
 from collections.abc import Iterator
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.conftest import LiveServer, start_server
 from tests.helpers import wait_until
+from tests.otlp_sinks import grpc_sink, http_sink
 from tests.span_requests import (
     EVENT_TIME,
     hand_built_request,
@@ -43,75 +37,16 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
-class _Bodies(ThreadingHTTPServer):
-    traces: list[bytes]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Bodies
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        if self.path == "/v1/traces":
-            self.server.traces.append(body)
-            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        else:
-            answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()  # same empty shape
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def http_receiver() -> Iterator[tuple[str, list[bytes]]]:
-    server = _Bodies(("127.0.0.1", 0), _Handler)
-    server.traces = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", server.traces
-    server.shutdown()
-    server.server_close()
-
-
-class _GrpcReceiver(  # type: ignore[misc]
-    trace_service_pb2_grpc.TraceServiceServicer,
-    logs_service_pb2_grpc.LogsServiceServicer,
-    metrics_service_pb2_grpc.MetricsServiceServicer,
-):
-    """Keeps every trace request as it arrived; takes the service's logs and metrics too."""
-
-    def __init__(self) -> None:
-        self.traces: list[ExportTraceServiceRequest] = []
-
-    def Export(self, request: Any, context: Any) -> Any:
-        if isinstance(request, ExportTraceServiceRequest):
-            self.traces.append(request)
-            return trace_service_pb2.ExportTraceServiceResponse()
-        if isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest):
-            return metrics_service_pb2.ExportMetricsServiceResponse()
-        return logs_service_pb2.ExportLogsServiceResponse()
+    with http_sink() as sink:
+        yield sink.url, sink.bodies["/v1/traces"]
 
 
 @pytest.fixture
-def grpc_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
-    import grpc
-
-    receiver = _GrpcReceiver()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(receiver, server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(receiver, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"http://127.0.0.1:{port}", receiver.traces
-    server.stop(grace=None)
+def grpc_receiver() -> Iterator[tuple[str, list[bytes]]]:
+    with grpc_sink() as sink:
+        yield sink.url, sink.bodies["/v1/traces"]
 
 
 # Shaped as the specification's example request (opentelemetry-proto examples/trace.json): OTLP/JSON,
@@ -266,9 +201,9 @@ def test_a_forwarded_span_keeps_its_flags_trace_states_links_dropped_counts_and_
 
 
 def test_received_spans_are_forwarded_over_otlp_grpc_as_they_were_sent(
-    tmp_path: Path, grpc_receiver: tuple[str, list[ExportTraceServiceRequest]]
+    tmp_path: Path, grpc_receiver: tuple[str, list[bytes]]
 ) -> None:
-    endpoint, requests = grpc_receiver
+    endpoint, bodies = grpc_receiver
     config = tmp_path / "grpc-config.yaml"
     config.write_text((REPOSITORY / "otel-config.yaml").read_text().replace("otlp_http:", "otlp_grpc:"))
     service = start_server(
@@ -276,7 +211,9 @@ def test_received_spans_are_forwarded_over_otlp_grpc_as_they_were_sent(
     )
     try:
         sent = [*_send_unsampled(service), _send_hand_built(service)]
-        assert wait_until(lambda: _all_arrived(sent, requests), timeout=30), service.log_path.read_text()
-        _assert_forwarded_as_sent(sent, list(requests))
+        assert wait_until(lambda: _all_arrived(sent, _requests(bodies)), timeout=30), (
+            service.log_path.read_text()
+        )
+        _assert_forwarded_as_sent(sent, _requests(bodies))
     finally:
         service.stop()
