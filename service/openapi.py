@@ -518,6 +518,28 @@ def document() -> dict[str, Any]:
                     "responses": _responses("200", _ref("Cleaned"), "415", "503"),
                 }
             },
+            "/api/backup": {
+                "post": {
+                    "summary": "Write a consistent copy of the store into the data folder's backups/",
+                    "tags": ["admin"],
+                    "security": [{"api": []}],
+                    "requestBody": {
+                        "required": False,
+                        **_json({"type": "object", "additionalProperties": False, "maxProperties": 0}),
+                    },
+                    "responses": _responses(
+                        "201",
+                        _object(
+                            path={"type": "string"},
+                            bytes={"type": "integer", "minimum": 0},
+                            created_at={"type": "string"},
+                        ),
+                        "409",
+                        "415",
+                        "503",
+                    ),
+                }
+            },
             "/api/templates": {
                 "get": {
                     "summary": "Pipeline templates and their parameter schemas",
