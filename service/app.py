@@ -69,9 +69,6 @@ def create_app(
     app.url_map.converters["any_text"] = AnyTextConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     repository = PipelineRepository(store, settings.data_dir / "secrets")
-    interrupted = repository.fail_interrupted()
-    if interrupted:
-        _logger.warning("%d runs were in flight when the service last stopped; marked failed", interrupted)
     app.extensions[EXTENSION_KEY] = ServiceState(
         settings=settings,
         store=store,
@@ -87,6 +84,9 @@ def create_app(
             settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
         ),
     )  # fmt: skip
+    # Runs the last service left (finished meanwhile, still alive, or never started) are settled in
+    # the background, once the store answers: see service.runner.
+    state(app).runs.adopt_in_background()
     register_error_handlers(app)
     install_host_check(app, settings.trusted_hosts)  # first: a rebinding page learns nothing else
     install_auth(app, settings.api_token_value, settings.ingest_token_value)
@@ -196,6 +196,6 @@ def close_app(app: Flask) -> None:
     if drain is not None:
         drain.stop()
     service = state(app)
-    service.runs.shutdown()  # runs in flight are cancelled and flush their telemetry first
+    service.runs.shutdown()  # runs in flight keep running; the next start adopts them
     service.telemetry.shutdown()  # flushes the batch processors, then shuts the exporters down
     service.store.close()

@@ -28,6 +28,8 @@ _RUN = statement("run")
 _PIPELINE_RUNS = statement("pipeline_runs")
 _RUN_ERROR_COUNTS = statement("run_error_counts")
 _FAIL_INTERRUPTED_RUNS = statement("fail_interrupted_runs")
+_UNFINISHED_RUNS = statement("unfinished_runs")
+_PIPELINE_NAMED = statement("pipeline_named")
 
 
 def _time(value: datetime.datetime | None) -> str | None:
@@ -95,6 +97,11 @@ class PipelineRepository:
         row = record(_PIPELINE.run(self.store.cursor(), {"id": pipeline_id}))
         return _pipeline(row) if row else None
 
+    def named(self, name: str, template: str) -> Pipeline | None:
+        """The pipeline of this name and template (the oldest, should there be several)."""
+        row = record(_PIPELINE_NAMED.run(self.store.cursor(), {"name": name, "template": template}))
+        return _pipeline(row) if row else None
+
     def all(self) -> list[Pipeline]:
         return [_pipeline(row) for row in records(_ALL_PIPELINES.run(self.store.cursor(), {}))]
 
@@ -128,6 +135,11 @@ class PipelineRepository:
             for run in runs:
                 run["error_count"] = int(counts.get(run["run_id"], 0))
         return runs
+
+    def unfinished_runs(self) -> list[tuple[str, str]]:
+        """(run id, status) of every run still queued or running, oldest first."""
+        rows = records(_UNFINISHED_RUNS.run(self.store.cursor(), {}))
+        return [(row["id"], row["status"]) for row in rows]
 
     def fail_interrupted(self) -> int:
         """Runs left queued or running by a service that died can never finish: mark them failed."""
