@@ -4,7 +4,8 @@ Runs are detached: each is its own session, writing to a file rather than to a p
 reads, so it neither dies with the service nor notices it is gone. The run folder holds what a service
 needs to find it again: ``run.json`` (the manifest: pid and the process's start time, and for a run
 of ``pipetrace run`` its pipeline), ``result.json`` (the outcome the run writes as it ends),
-``cancel-requested`` (a cancel asked for, kept across restarts) and ``output.log``.
+``cancel-requested`` (a cancel asked for, kept across restarts), ``output.log``, and for a run of
+``pipetrace run`` that a service has recorded, ``registered``.
 
 A pid alone can be reused by another process once the run has ended; the pid together with the
 process's start time cannot.
@@ -27,6 +28,8 @@ MANIFEST = "run.json"
 RESULT = "result.json"
 CANCEL_REQUESTED = "cancel-requested"
 OUTPUT = "output.log"
+# A run of `pipetrace run` that a service has recorded: the next start need not read it again.
+REGISTERED = "registered"
 # How often a found run (not a child of this service, so not waitable) is looked at.
 POLL_SECONDS = 0.5
 
@@ -53,7 +56,7 @@ class RunProcess:
                 abs(process.create_time() - self.create_time) < 0.01
                 and process.status() != psutil.STATUS_ZOMBIE
             )
-        except psutil.Error:
+        except (psutil.Error, ValueError, OverflowError):  # gone, or a pid no process can have
             return False
 
     def wait(self, stop: threading.Event) -> int | None:

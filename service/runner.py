@@ -39,10 +39,12 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 from exporters.store.pipelines import FINISHED, Pipeline, PipelineRepository
 from instrumentation.context import pipeline_context
 from service.auth import otlp_headers_env
+from service.run_manifest import InvalidManifest, check_manifest
 from service.run_process import (
     CANCEL_REQUESTED,
     MANIFEST,
     OUTPUT,
+    REGISTERED,
     RESULT,
     RunProcess,
     found_process,
@@ -245,9 +247,42 @@ class RunManager:
         level = logging.ERROR if status == "failed" else logging.INFO
         _logger.log(level, "run %s %s (exit code %s)", run_id, status, exit_code)
 
+    def register(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Record a run that ``pipetrace run`` started (its manifest, checked by the caller) as a run
+        of the pipeline of that name and template, created when there is none; return the run."""
+        spec = manifest["pipeline"]
+        pipeline = self.repository.named(spec["name"], spec["template"])
+        if pipeline is None:
+            pipeline = self.repository.create(spec["name"], spec["template"], spec["params"], {})
+        self.repository.add_run(pipeline.id, manifest["run_id"], manifest.get("trace_id"))
+        started = _finished_at({"finished_at": manifest.get("started_at")}) or _now()
+        self.repository.update_run(manifest["run_id"], status="running", started_at=started)
+        _logger.info("run %s of pipeline %s registered by pipetrace run", manifest["run_id"], pipeline.name)
+        run = self.repository.run(manifest["run_id"])
+        assert run is not None
+        return run
+
+    def record_outcome(self, run_id: str, result: dict[str, Any]) -> bool:
+        """The outcome ``pipetrace run`` reports for a run it registered; False when the run is not
+        one that waits for it (finished already, or a run this service watches itself)."""
+        run = self.repository.run(run_id)
+        with self._lock:
+            watched = run_id in self._processes
+        if run is None or run["status"] != "running" or watched:
+            return False
+        self.repository.update_run(
+            run_id, status=result["status"], finished_at=_finished_at(result) or _now(),
+            exit_code=result.get("exit_code"), rows_loaded=result.get("rows_loaded") or {},
+            error=result.get("error"),
+        )  # fmt: skip
+        _logger.info("run %s %s (reported by pipetrace run)", run_id, result["status"])
+        return True
+
     def adopt(self) -> None:
         """Settle what the last service left: outcomes written while it was away, runs still alive
-        (watched again), runs that ended without an outcome, and runs that never started."""
+        (watched again), runs that ended without an outcome, and runs that never started; and record
+        the runs ``pipetrace run`` started while no service answered."""
+        self._adopt_cli_runs()
         for run_id, status in self.repository.unfinished_runs():
             run_dir = self.run_dir(run_id)
             manifest = read_json(run_dir / MANIFEST)
@@ -264,6 +299,29 @@ class RunManager:
                 _logger.warning("run %s: %s; marked failed", run_id, reason)
                 continue
             self._adopt_one(run_id, manifest)
+
+    def _adopt_cli_runs(self) -> None:
+        runs = self.data_dir / "runs"
+        for manifest_path in sorted(runs.glob(f"*/{MANIFEST}")) if runs.is_dir() else []:
+            run_dir = manifest_path.parent
+            if (run_dir / REGISTERED).exists():
+                continue
+            manifest = read_json(manifest_path)
+            if manifest is None or not isinstance(manifest.get("pipeline"), dict):
+                continue  # a run of this service: it is in the store already
+            if self.repository.run(run_dir.name) is None:
+                try:
+                    checked = check_manifest({**manifest, "run_id": run_dir.name})
+                except InvalidManifest as exc:
+                    _logger.warning(
+                        "run folder %s is not a run pipetrace run wrote (%s); left alone", run_dir, exc
+                    )
+                    continue
+                self.register(checked)
+                _logger.info(
+                    "run %s of pipetrace run, started while no service answered, adopted", run_dir.name
+                )
+            (run_dir / REGISTERED).touch()
 
     def _adopt_one(self, run_id: str, manifest: dict[str, Any]) -> None:
         process = found_process(manifest)

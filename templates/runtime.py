@@ -65,6 +65,9 @@ class RunEnvironment(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL", "log_level"))
     console: bool = Field(False, validation_alias=AliasChoices("PIPETRACE_CONSOLE", "console"))
+    # Set by `pipetrace run` when no service answered: spool from the first failed batch on, rather
+    # than spend seconds per batch on the OTLP exporter's retries against a port nobody listens on.
+    service_away: bool = Field(False, validation_alias=AliasChoices("PIPETRACE_SERVICE_AWAY", "service_away"))
 
 
 class _Fallback:
@@ -102,9 +105,14 @@ def _exporters(env: RunEnvironment) -> tuple[list[Any], list[Any]]:
         from exporters.otlp_exporter import ResilientOTLPLogExporter, ResilientOTLPSpanExporter
 
         base = env.otlp_endpoint.rstrip("/")
+        away: dict[str, Any] = (
+            {"timeout": 1.0, "max_retry_attempts": 0, "circuit_breaker_threshold": 1}
+            if env.service_away
+            else {}
+        )
         return (
-            [ResilientOTLPLogExporter(endpoint=f"{base}/v1/logs")],
-            [ResilientOTLPSpanExporter(endpoint=f"{base}/v1/traces")],
+            [ResilientOTLPLogExporter(endpoint=f"{base}/v1/logs", **away)],
+            [ResilientOTLPSpanExporter(endpoint=f"{base}/v1/traces", **away)],
         )
     from exporters.log_exporter import DuckDBLogRecordExporter
     from exporters.span_exporter import DuckDBSpanExporter
