@@ -83,6 +83,9 @@ class RunManager:
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._processes: dict[str, RunProcess] = {}
         self._cancelled: set[str] = set()
+        # Runs started or registered by this service: adoption (which may still be running when the
+        # first requests arrive) is only about what an earlier service left.
+        self._own: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -96,6 +99,8 @@ class RunManager:
         trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
         carrier: dict[str, str] = {}
         propagate.inject(carrier, setter=EnvironmentSetter())
+        with self._lock:
+            self._own.add(run_id)
         self.repository.add_run(pipeline.id, run_id, trace_id)
         # A daemon thread per run, not a pool: a service that stops must not wait for its runs.
         threading.Thread(
@@ -117,7 +122,9 @@ class RunManager:
             (run_dir / CANCEL_REQUESTED).touch()
         if process is not None and process.alive():
             process.terminate()  # the run flushes its telemetry and writes its outcome, then exits
-            threading.Timer(CANCEL_GRACE_SECONDS, process.kill).start()
+            grace = threading.Timer(CANCEL_GRACE_SECONDS, process.kill)
+            grace.daemon = True  # a service that stops meanwhile does not wait for it
+            grace.start()
         elif run["status"] == "queued":
             self.repository.update_run(run_id, status="cancelled", finished_at=_now())
         return True
@@ -254,6 +261,8 @@ class RunManager:
         pipeline = self.repository.named(spec["name"], spec["template"])
         if pipeline is None:
             pipeline = self.repository.create(spec["name"], spec["template"], spec["params"], {})
+        with self._lock:
+            self._own.add(manifest["run_id"])
         self.repository.add_run(pipeline.id, manifest["run_id"], manifest.get("trace_id"))
         started = _finished_at({"finished_at": manifest.get("started_at")}) or _now()
         self.repository.update_run(manifest["run_id"], status="running", started_at=started)
@@ -284,6 +293,9 @@ class RunManager:
         the runs ``pipetrace run`` started while no service answered."""
         self._adopt_cli_runs()
         for run_id, status in self.repository.unfinished_runs():
+            with self._lock:
+                if run_id in self._own:
+                    continue
             run_dir = self.run_dir(run_id)
             manifest = read_json(run_dir / MANIFEST)
             if manifest is None:
@@ -318,6 +330,8 @@ class RunManager:
                     )
                     continue
                 self.register(checked)
+                with self._lock:  # not this service's own run: settled below, like the others
+                    self._own.discard(run_dir.name)
                 _logger.info(
                     "run %s of pipetrace run, started while no service answered, adopted", run_dir.name
                 )
