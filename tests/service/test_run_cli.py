@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -91,6 +92,12 @@ def test_with_no_service_the_run_is_spooled_and_adopted_when_one_starts(tmp_path
     assert not (data_dir / "telemetry.duckdb").exists()  # never the service's file
     assert list((data_dir / "run-spool").glob("otlp-*/*.otlp.json"))
     run_id, trace_id = ids_of(result)
+    status = subprocess.run(
+        [str(BIN / "pipetrace"), "spool", "status", "--json"],
+        env={**os.environ, "PIPETRACE_DATA_DIR": str(data_dir)},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(status.stdout)["spools"]["run-spool/otlp-logs"]["records"] > 0  # and it says so
 
     server = start_server(data_dir)
     try:
