@@ -120,11 +120,12 @@ class RunManager:
         run_dir = self.run_dir(run_id)
         if run_dir.is_dir():  # kept for a service that restarts before the run ends
             (run_dir / CANCEL_REQUESTED).touch()
+        if process is None and run["status"] == "running":
+            # A run of an earlier service that adoption has not reached yet: found by its manifest.
+            manifest = read_json(run_dir / MANIFEST)
+            process = found_process(manifest) if manifest is not None else None
         if process is not None and process.alive():
-            process.terminate()  # the run flushes its telemetry and writes its outcome, then exits
-            grace = threading.Timer(CANCEL_GRACE_SECONDS, process.kill)
-            grace.daemon = True  # a service that stops meanwhile does not wait for it
-            grace.start()
+            _terminate(process)
         elif run["status"] == "queued":
             self.repository.update_run(run_id, status="cancelled", finished_at=_now())
         return True
@@ -344,6 +345,10 @@ class RunManager:
             self._finish(run_id, None)
             return
         _logger.info("run %s (pid %d) is still running; watching it again", run_id, process.pid)
+        with self._lock:
+            signalled = run_id in self._cancelled  # cancel() found it by its manifest already
+        if (self.run_dir(run_id) / CANCEL_REQUESTED).exists() and not signalled:
+            _terminate(process)  # cancelled while no service watched it: the cancel still holds
         threading.Thread(
             target=self._watch, args=(run_id, process), name=f"pipetrace-run-{run_id}", daemon=True
         ).start()
@@ -375,6 +380,13 @@ class RunManager:
                 "%d runs keep running without the service (%s); its next start adopts them",
                 len(running), ", ".join(running),
             )  # fmt: skip
+
+
+def _terminate(process: RunProcess) -> None:
+    process.terminate()  # the run flushes its telemetry and writes its outcome, then exits
+    grace = threading.Timer(CANCEL_GRACE_SECONDS, process.kill)
+    grace.daemon = True  # a service that stops meanwhile does not wait for it
+    grace.start()
 
 
 def _finished_at(result: dict[str, Any]) -> datetime.datetime | None:

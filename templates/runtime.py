@@ -270,6 +270,8 @@ def _interrupted(error: BaseException | None) -> bool:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # One cancel is enough: a second SIGTERM must not cut short the flush and the outcome it started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -280,7 +282,8 @@ def _stop_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is _interrupt:  # else cancelled: stay deaf to repeats
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run(
