@@ -208,17 +208,23 @@ def _scrubbed(value: Any) -> Any:
         return {key: _scrubbed(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_scrubbed(item) for item in value]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # dlt's step infos and metrics
+        named: Any = value
+        return named._replace(**{name: _scrubbed(getattr(named, name)) for name in named._fields})
     return value
 
 
 def _scrub_trace(trace_: Any) -> None:
     """Redact what dlt's trace (``trace.pickle`` in the pipeline's working folder) keeps as text: the
-    last step's exception and its traces (a failing call's URL with ``api_key=``), and resolved config
-    values (dlt already leaves out those it knows are secret)."""
+    last step's exception and its traces (a failing call's URL with ``api_key=``), its step info (the
+    REST API source's lineage records its base URL, userinfo included), and resolved config values (dlt
+    already leaves out those it knows are secret)."""
     if trace_.steps:
         step = trace_.steps[-1]
         trace_.steps[-1] = step._replace(
-            step_exception=_scrubbed(step.step_exception), exception_traces=_scrubbed(step.exception_traces)
+            step_exception=_scrubbed(step.step_exception),
+            exception_traces=_scrubbed(step.exception_traces),
+            step_info=_scrubbed(step.step_info),
         )
     trace_.resolved_config_values[:] = [
         value._replace(value=_scrubbed(value.value), default_value=_scrubbed(value.default_value))
