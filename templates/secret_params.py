@@ -71,8 +71,8 @@ def _leaf_or_node(
     name = env_name(path)
     if name in known:
         return value, SecretRef(name)
-    if value is None or isinstance(value, bool) or value == "":
-        return value, value
+    if value is None or isinstance(value, bool) or value in ("", MASK):
+        return value, value  # nothing to hide (MASK: a stored value, already redacted)
     if is_secret_key(key):
         out.env[name] = str(value)
         return MASK, SecretRef(name)
