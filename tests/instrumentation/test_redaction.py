@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from exporters.log_exporter import DuckDBLogRecordExporter
 from exporters.span_exporter import DuckDBSpanExporter
+from instrumentation import secret_patterns
 from instrumentation.redaction import MASK, Redactor, redact_text, redact_value
 from instrumentation.telemetry import Export, Telemetry
 from service.settings import Settings
@@ -303,3 +304,30 @@ def test_span_names_event_names_scope_and_resource_are_redacted() -> None:
                   cleaned.instrumentation_scope.name if cleaned.instrumentation_scope else None))  # fmt: skip
     assert not [s for s in ("name-pw-13", "res-pw-14", "ev-cookie-15", "scope-key-16") if s in texts]
     assert cleaned.name == "connect mysql://u:***@h/db"
+
+
+# One sample of every token format (detect-secrets' detectors and ours), as the prefilter must see it.
+TOKEN_SAMPLES = [
+    "AKIAZ7Q4B6C8D0E2F4G6", 'aws_key = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12"',
+    "AccountKey=" + "a" * 86 + "==", "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe." + "x" * 27, "ghp_" + "a" * 36,
+    "glpat-" + "a" * 20, "GR1348941" + "a" * 20,
+    "glcbt-" + "a" * 20, "glimt-" + "a" * 25, "glptt-" + "a" * 40, "glagent-" + "a" * 50, "gloas-" + "a" * 64,
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "0123456789abcdef0123456789abcdef-us12",
+    "//registry.npmjs.org/:_authToken=npm_abcdef", "sk-" + "a" * 20 + "T3BlbkFJ" + "b" * 20,
+    "pypi-AgEIcHlwaS5vcmc" + "a" * 70, "pypi-AgENdGVzdC5weXBpLm9yZw" + "a" * 70,
+    "SG." + "a" * 22 + "." + "b" * 43,
+    "xoxb-123456-abcdef", "https://hooks.slack.com/services/T000/B000/XXXX", "sq0csp-" + "a" * 43,
+    "sk_live_" + "a" * 24, "123456789:" + "A" * 35, "AC" + "a" * 32, "SK" + "b" * 32, "AIza" + "a" * 35,
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+]  # fmt: skip
+
+
+def test_every_token_format_passes_the_prefilter_and_is_masked() -> None:
+    unmatched = [
+        p.pattern for p in secret_patterns._TOKEN_FORMATS if not any(p.search(s) for s in TOKEN_SAMPLES)
+    ]
+    assert unmatched == []  # a format without a sample: add one
+    for sample in TOKEN_SAMPLES:
+        assert secret_patterns.might_hold_secret(f"seen {sample} here"), sample
+        cleaned = redact_text(f"seen {sample} here")
+        assert MASK in cleaned and sample not in cleaned
