@@ -16,7 +16,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry._logs import LogRecord
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -197,7 +198,23 @@ class Redactor:
         if log_record.resource is not None:
             log_record.resource = self.resource(log_record.resource)
         log_record.instrumentation_scope = self.scope(log_record.instrumentation_scope)
-        record = log_record.log_record
+        self._log_fields(log_record.log_record)
+
+    def readable_log(self, readable: ReadableLogRecord) -> ReadableLogRecord:
+        """A finished record (an exporter's input): its fields redacted in place, and a copy only when
+        its resource or scope had to change (the readable record itself is frozen)."""
+        self._log_fields(readable.log_record)
+        resource, scope = self.resource(readable.resource), self.scope(readable.instrumentation_scope)
+        if resource is readable.resource and scope is readable.instrumentation_scope:
+            return readable
+        return ReadableLogRecord(
+            log_record=readable.log_record,
+            resource=resource,
+            instrumentation_scope=scope,
+            limits=readable.limits,
+        )
+
+    def _log_fields(self, record: LogRecord) -> None:
         if self.is_clean(record.body, record.attributes, record.event_name):
             return
         if isinstance(record.body, str):

@@ -7,14 +7,17 @@ import logging
 import pkgutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from flask.testing import FlaskClient
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs import LoggerProvider, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
 from pydantic import ValidationError
@@ -331,3 +334,31 @@ def test_every_token_format_passes_the_prefilter_and_is_masked() -> None:
         assert secret_patterns.might_hold_secret(f"seen {sample} here"), sample
         cleaned = redact_text(f"seen {sample} here")
         assert MASK in cleaned and sample not in cleaned
+
+
+def test_the_store_exporters_redact_when_a_program_uses_them_on_their_own(tmp_path: Path) -> None:
+    """The ``duckdb`` entry points in any OTel SDK program: no Pipetrace processor ran before them."""
+    path = tmp_path / "own.duckdb"
+    resource = Resource.create({"service.name": "own", "api.token": "own-res-tok-1"})
+    logger_provider = LoggerProvider(resource=resource)
+    log_exporter = DuckDBLogRecordExporter(str(path))
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(path))))
+    with tracer_provider.get_tracer("own").start_as_current_span("connect redis://:own-span-pw-2@cache"):
+        logger_provider.get_logger("own").emit(
+            body="DB_PASSWORD=own-log-pw-3", attributes={"db.password": "x-4"}
+        )
+    logger_provider.shutdown()
+    tracer_provider.shutdown()
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        ).fetchall()
+        stored = "\n".join(
+            str(row[0])
+            for table, column in columns
+            for row in con.execute(f'SELECT "{column}" FROM "{table}"').fetchall()
+        )
+    assert "DB_PASSWORD=***" in stored and "redis://:***@cache" in stored
+    assert not [s for s in ("own-res-tok-1", "own-span-pw-2", "own-log-pw-3", "x-4") if s in stored]
