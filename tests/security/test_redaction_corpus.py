@@ -123,14 +123,23 @@ def _api_answers(live: LiveServer, trace_ids: list[int], pipelines: list[str], r
         response = live.get(path)
         assert response.status_code == 200, (path, response.text)
         answers.append(f"{path}\n{corpus.decoded_text(response.json())}")
-    cursor: str | None = None
-    while True:  # every stored log record, page by page
-        response = live.get("/api/logs", params={"limit": 1000, **({"cursor": cursor} if cursor else {})})
+    for path, key in (("/api/logs", "logs"), ("/api/traces", "traces")):
+        answers += _every_page(live, path, key)
+    return answers
+
+
+def _every_page(live: LiveServer, path: str, key: str) -> list[str]:
+    """Every stored log record or trace, page by page."""
+    pages, cursor = [], None
+    while True:
+        response = live.get(path, params={"limit": 1000, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, (path, response.text)
         page = response.json()
-        answers.append(f"/api/logs\n{corpus.decoded_text(page)}")
+        assert page[key], path
+        pages.append(f"{path}\n{corpus.decoded_text(page)}")
         cursor = page["next_cursor"]
         if not cursor:
-            return answers
+            return pages
 
 
 def _planted_in(text: str) -> list[str]:
@@ -176,7 +185,9 @@ def test_no_planted_secret_is_found_anywhere(
         wait_for_logs(live, f"/api/logs/pipeline/{pipeline}?level=ERROR", lambda body: len(body["logs"]) > 0)
 
     answers = _api_answers(live, trace_ids, pipelines, list(runs.values()))
-    assert "span ALTER USER app WITH PASSWORD '***';" in "\n".join(answers)  # the corpus is there, masked
+    every_answer = "\n".join(answers)
+    assert "span ALTER USER app WITH PASSWORD '***';" in every_answer  # the corpus is there, masked
+    assert "span cache at redis://:***@cache:6379/0" in every_answer
     leaks = {answer.split("\n", 1)[0]: _planted_in(answer) for answer in answers}
     assert not {path: found for path, found in leaks.items() if found}
 
