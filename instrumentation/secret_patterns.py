@@ -4,11 +4,13 @@ Two sources of patterns:
 
 - **Token formats** come from ``detect-secrets`` (Yelp's maintained detector): the ``denylist`` regexes of
   its plugins that recognise a credential by its own shape (AWS key ids, GitHub, GitLab, Slack, Stripe,
-  SendGrid, npm, PyPI, OpenAI, Discord, Telegram, Twilio, Mailchimp, Square, Azure storage keys, JWTs).
-  Its whole scanner is not used: it reads files line by line, reports values rather than positions, and
-  its keyword, high-entropy and IP plugins are tuned for source code, where they would mask trace ids,
-  hashes and prose in logs. Its Basic-Auth plugin misses ``redis://:pw@host`` and passwords holding ``/``
-  or ``@``, so URL userinfo is ours.
+  SendGrid, PyPI, OpenAI, Discord, Telegram, Twilio, Mailchimp, Square, Azure storage keys), plus Google
+  API keys, whole JWTs and PEM private keys of ours. Its whole scanner is not used: it reads files line
+  by line, reports values rather than positions, and its keyword, high-entropy and IP plugins are tuned
+  for source code, where they would mask trace ids, hashes and prose in logs. Its npm pattern
+  (``//.+/:_authToken=``) is left out: its ``.+`` makes a long line with many ``//`` cost quadratic time,
+  and ``_authToken=`` is a secret word already. Its Basic-Auth plugin misses ``redis://:pw@host`` and
+  passwords holding ``/`` or ``@``, so URL userinfo is ours.
 - **Where a secret sits** (after ``password=``, an env-style ``DB_PASSWORD=``, in a URL's userinfo, a
   ``Cookie:`` or ``Authorization:`` header, SQL ``PASSWORD '...'``) is this module's own list.
 
@@ -30,9 +32,7 @@ from detect_secrets.plugins.base import RegexBasedDetector
 from detect_secrets.plugins.discord import DiscordBotTokenDetector
 from detect_secrets.plugins.github_token import GitHubTokenDetector
 from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-from detect_secrets.plugins.jwt import JwtTokenDetector
 from detect_secrets.plugins.mailchimp import MailchimpDetector
-from detect_secrets.plugins.npm import NpmDetector
 from detect_secrets.plugins.openai import OpenAIDetector
 from detect_secrets.plugins.pypi_token import PypiTokenDetector
 from detect_secrets.plugins.sendgrid import SendGridDetector
@@ -63,16 +63,21 @@ def is_secret_key(key: str) -> bool:
 
 _DETECTORS: tuple[type[RegexBasedDetector], ...] = (
     AWSKeyDetector, AzureStorageKeyDetector, DiscordBotTokenDetector, GitHubTokenDetector,
-    GitLabTokenDetector, JwtTokenDetector, MailchimpDetector, NpmDetector, OpenAIDetector,
-    PypiTokenDetector, SendGridDetector, SlackDetector, SquareOAuthDetector, StripeDetector,
-    TelegramBotTokenDetector, TwilioKeyDetector,
+    GitLabTokenDetector, MailchimpDetector, OpenAIDetector, PypiTokenDetector, SendGridDetector,
+    SlackDetector, SquareOAuthDetector, StripeDetector, TelegramBotTokenDetector, TwilioKeyDetector,
 )  # fmt: skip
 _TOKEN_FORMATS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"eyJ[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*"),  # all of a JWT: theirs is lazy
+    # A whole JWT (detect-secrets' JWT pattern ends lazily, leaving the signature behind). It starts
+    # where a run of token characters starts: one attempt per run, not one per "eyJ" in it.
+    re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*"),
     # denylist is a class attribute of each plugin (typed as an abstract property on the base).
     *(pattern for detector in _DETECTORS for pattern in cast(Iterable[re.Pattern[str]], detector.denylist)),
     re.compile(r"AIza[0-9A-Za-z_-]{35}"),  # Google API keys: no detect-secrets plugin for them
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY[A-Z ]*-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY[A-Z ]*-----"),
+    # The body stops at the next "-----" and is bounded: an unclosed header costs no scan of the rest.
+    re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY[A-Z ]*-----(?:(?!-----)[\s\S]){0,16384}"
+        r"-----END [A-Z ]*PRIVATE KEY[A-Z ]*-----"
+    ),
 )
 
 # A value after a keyword: quoted (possibly with spaces, possibly JSON-escaped quotes) up to its closing
@@ -95,10 +100,12 @@ _HEADER = re.compile(
     r"""(?P<sep>\\?["']?\s*[=:]\s*)(?:(?P<q>\\?["'])(?P<quoted>(?:(?!(?P=q)).)*)(?P=q)|(?P<bare>[^\r\n"']+))"""
 )
 # scheme://[user]:password@host, any scheme; the password may hold '/' and '@' (the last '@' before the
-# host ends it). A port followed by a path ("http://h:8080/@scope/pkg") is not a password.
+# host ends it). A port followed by a path ("http://h:8080/@scope/pkg") is not a password. Bounded, and
+# tried only on text holding both '://' and '@': text packed with "a://b:" would otherwise cost a scan
+# to the end of the token from each of them.
 _USERINFO = re.compile(
     r"""(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/?#@"'<>]*:)(?!\d{1,5}(?:[/?#]|$))"""
-    r"""(?P<secret>[^\s"'<>]+)@(?=[^\s@"'<>/?#]*(?:[\s"'<>/?#;,]|$))"""
+    r"""(?P<secret>[^\s"'<>]{1,256})@(?=[^\s@"'<>/?#]*(?:[\s"'<>/?#;,]|$))"""
 )
 _SQL_PASSWORD = re.compile(r"""(?P<pre>(?i:\b(?:password|identified\s+by))\s+)'(?P<secret>(?:[^']|'')*)'""")
 _BEARER = re.compile(r"(?P<pre>(?i:\bbearer)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,})")
@@ -112,7 +119,7 @@ _BEARER = re.compile(r"(?P<pre>(?i:\bbearer)\s+)(?P<secret>[A-Za-z0-9._~+/=-]{8,
 _WORDS = re.compile(
     r"password|passwd|passphrase|secret|token|api_key|api-key|apikey|access_key|access-key|accesskey"
     r"|private_key|private-key|privatekey|private key|pwd|cookie|authorization|bearer"
-    r"|identified|_key|aws|xox|hooks.slack.com|://[^\s\"'<>@]*@"
+    r"|identified|_key|aws|xox|hooks.slack.com"
 )
 _TOKEN_TRIGGERS = re.compile(
     r"A3T|ABIA|ACCA|AKIA|ASIA|AccountKey=|\.[A-Za-z\d_-]{6}\.|gh[pousr]_|gl[a-z]{2,5}-|GR1348941|eyJ"
@@ -133,7 +140,7 @@ def _mask_secret_group(match: re.Match[str]) -> str:
 
 
 # Detectors whose first group is the secret (the rest of the match is its context, kept).
-_SECRET_IN_GROUP = frozenset({AWSKeyDetector.denylist[1].pattern, NpmDetector.denylist[0].pattern})
+_SECRET_IN_GROUP = frozenset({AWSKeyDetector.denylist[1].pattern})
 
 
 def _mask_token(match: re.Match[str]) -> str:
@@ -144,7 +151,6 @@ def _mask_token(match: re.Match[str]) -> str:
 
 
 _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    (_USERINFO, _mask_secret_group),
     (_SQL_PASSWORD, _mask_secret_group),
     (_HEADER, _mask_value),
     (_KEYWORD, _mask_value),
@@ -153,15 +159,23 @@ _SUBSTITUTIONS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ..
 )
 
 
+def _may_hold_userinfo(text: str) -> bool:
+    return "@" in text and "://" in text
+
+
 def might_hold_secret(text: str) -> bool:
-    return _WORDS.search(text.lower()) is not None or _TOKEN_TRIGGERS.search(text) is not None
+    return (
+        _may_hold_userinfo(text)
+        or _WORDS.search(text.lower()) is not None
+        or _TOKEN_TRIGGERS.search(text) is not None
+    )
 
 
 def redact_text(text: str) -> str:
     """``text`` with every secret replaced by ``***``; the same string object when there was none."""
     if not might_hold_secret(text):
         return text
-    cleaned = text
+    cleaned = _USERINFO.sub(_mask_secret_group, text) if _may_hold_userinfo(text) else text
     for pattern, replace in _SUBSTITUTIONS:
         cleaned = pattern.sub(replace, cleaned)
     return text if cleaned == text else cleaned
