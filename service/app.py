@@ -82,6 +82,7 @@ def create_app(
         runs=RunManager(
             repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
             settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
+            redactor=settings.redactor,
         ),
     )  # fmt: skip
     # Runs the last service left (finished meanwhile, still alive, or never started) are settled in

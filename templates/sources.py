@@ -12,6 +12,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import quote_plus
 
+
+def secret(name: str) -> str:
+    """A credential found in a parameter (``templates/secret_params.py``), handed over in the environment."""
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise RuntimeError(f"the secret parameter {name} is missing from the run's environment") from None
+
+
 # Field transformations: a closed set of operations on one record, never code from a parameter.
 _CASTS: dict[str, Callable[[Any], Any]] = {
     "string": str,
