@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from re import Pattern
 from typing import Any
 
+import duckdb
 from flask import Flask
 from flask_cors import CORS
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -69,9 +70,8 @@ def create_app(
     app.url_map.converters["any_text"] = AnyTextConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     repository = PipelineRepository(store, settings.data_dir / "secrets")
-    interrupted = repository.fail_interrupted()
-    if interrupted:
-        _logger.warning("%d runs were in flight when the service last stopped; marked failed", interrupted)
+    # At the first open of the file: another process may hold it now, and the service starts anyway.
+    store.when_first_open(lambda cur: _fail_interrupted(repository, cur))
     app.extensions[EXTENSION_KEY] = ServiceState(
         settings=settings,
         store=store,
@@ -118,8 +118,18 @@ def create_app(
         )
         worker.start()
         app.extensions["pipetrace.retention"] = worker
-    _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    problem = app.extensions[EXTENSION_KEY].unready_because()
+    if problem is None:
+        _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    else:  # degraded, not stopped: it spools what arrives and recovers when the store does
+        _logger.error("pipetrace started degraded, not ready: %s", problem)
     return app
+
+
+def _fail_interrupted(repository: PipelineRepository, cur: duckdb.DuckDBPyConnection) -> None:
+    interrupted = repository.fail_interrupted(cur)
+    if interrupted:
+        _logger.warning("%d runs were in flight when the service last stopped; marked failed", interrupted)
 
 
 def _install_cors(app: Flask, settings: Settings) -> None:

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -50,9 +50,16 @@ class StoreUnavailable(RuntimeError):
     """The database cannot be opened or used right now (locked by another process, unwritable...)."""
 
 
-def _is_fatal(error: duckdb.Error) -> bool:
-    """DuckDB invalidates a handle after a fatal error (disk full, for one); only a reopen helps."""
-    return isinstance(error, duckdb.FatalException) or "invalidated" in str(error)
+def _needs_reopen(error: duckdb.Error) -> bool:
+    """Errors of the file rather than of the statement: a handle DuckDB invalidated (disk full, for
+    one), an I/O error, a block whose checksum fails. The handle is closed and the file opened again
+    at the next use: a handle that met such an error is not trusted to write again, and a file whose
+    trouble is gone (space freed, the file replaced) works again without a restart."""
+    return (
+        isinstance(error, duckdb.FatalException | duckdb.IOException | duckdb.InternalException)
+        or "invalidated" in str(error)
+        or "Corrupt database file" in str(error)
+    )
 
 
 class TelemetryStore:
@@ -78,10 +85,10 @@ class TelemetryStore:
         self._newest_log_ns: int | None = None
         self.schema_version = 0
         self.last_error: str | None = None
-        try:
+        self._on_first_open: list[Callable[[duckdb.DuckDBPyConnection], object]] = []
+        self._opened_once = False
+        with contextlib.suppress(StoreUnavailable):  # logged; the next use tries again
             self._open()
-        except StoreUnavailable:
-            _logger.warning("telemetry store %s is not available yet: %s", self.path, self.last_error)
 
     @classmethod
     def _search_index_for(cls, path: str) -> SearchIndex:
@@ -130,24 +137,60 @@ class TelemetryStore:
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 connection = duckdb.connect(self.path, config=_CONNECTION_CONFIG)
             except (duckdb.Error, OSError) as exc:
-                self.last_error = str(exc)
-                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+                raise self._unavailable(exc) from exc
             try:
                 self.schema_version = migrate(connection)
+                if not self._opened_once:
+                    self._first_open(connection)
+            except duckdb.Error as exc:  # a damaged catalog, a full disk while migrating
+                connection.close()
+                raise self._unavailable(exc) from exc
             except Exception:
                 connection.close()
                 raise
             self._connection = connection
             if self.last_error is not None:
-                _logger.info("telemetry store %s is open again", self.path)
+                _logger.warning("telemetry store %s is open again", self.path)
             self.last_error = None
             return connection
+
+    def _unavailable(self, error: Exception) -> StoreUnavailable:
+        """Remember why the file cannot be used, and say so once per cause (opening is retried at
+        every use while it fails: one line per attempt would drown the log)."""
+        if str(error) != self.last_error:
+            _logger.error("telemetry store %s cannot be opened: %s", self.path, error)
+        self.last_error = str(error)
+        return StoreUnavailable(f"cannot open {self.path}: {error}")
+
+    def when_first_open(self, job: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
+        """Run ``job`` once, with a cursor, as soon as the file is open: now if it is, else at the first
+        open that succeeds, before any other use of the connection. Start-up writes (marking runs a
+        dead service left behind) wait this way for a file another process holds, instead of failing."""
+        with self._connect_lock:
+            if not self._opened_once:
+                self._on_first_open.append(job)
+                return
+        cur = self._open().cursor()
+        try:
+            job(cur)
+        finally:
+            cur.close()
+
+    def _first_open(self, connection: duckdb.DuckDBPyConnection) -> None:
+        for job in self._on_first_open:
+            cur = connection.cursor()
+            try:
+                job(cur)
+            finally:
+                cur.close()
+        self._on_first_open.clear()
+        self._opened_once = True
 
     def _invalidate(self, error: duckdb.Error) -> None:
         with self._connect_lock:
             self.last_error = str(error)
             if self._connection is not None:
-                _logger.error("telemetry store %s hit a fatal error; reopening: %s", self.path, error)
+                _logger.error("telemetry store %s failed; reopening it: %s", self.path, error)
                 with contextlib.suppress(duckdb.Error):
                     self._connection.close()
                 self._connection = None
@@ -164,7 +207,7 @@ class TelemetryStore:
             try:
                 yield cur
             except duckdb.Error as exc:
-                if _is_fatal(exc):
+                if _needs_reopen(exc):
                     self._invalidate(exc)
                 raise
             finally:

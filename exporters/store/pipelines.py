@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 from exporters.store.connection import TelemetryStore
@@ -129,13 +130,17 @@ class PipelineRepository:
                 run["error_count"] = int(counts.get(run["run_id"], 0))
         return runs
 
-    def fail_interrupted(self) -> int:
-        """Runs left queued or running by a service that died can never finish: mark them failed."""
+    def fail_interrupted(self, cur: duckdb.DuckDBPyConnection | None = None) -> int:
+        """Runs left queued or running by a service that died can never finish: mark them failed.
+        ``cur`` is a cursor of a connection being opened (``TelemetryStore.when_first_open``)."""
         error = orjson.dumps(
             {"type": "Interrupted", "message": "the service stopped while the run was in flight"}
         )
-        with self.store.writer() as cur:
+        if cur is not None:
             row = _FAIL_INTERRUPTED_RUNS.run(cur, {"error": error.decode()}).fetchone()
+        else:
+            with self.store.writer() as writer:
+                row = _FAIL_INTERRUPTED_RUNS.run(writer, {"error": error.decode()}).fetchone()
         return int(row[0]) if row else 0
 
 
