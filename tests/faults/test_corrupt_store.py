@@ -10,8 +10,8 @@ from pathlib import Path
 from exporters.records import log_table
 from exporters.store import TelemetryStore
 from tests.conftest import LiveServer, start_server
-from tests.faults.ledger import FAST_RECOVERY, Ledger, readiness
-from tests.helpers import make_records, wait_until
+from tests.faults.ledger import FAST_RECOVERY, Ledger, readiness, recovered
+from tests.helpers import make_records
 
 # DuckDB's file layout: three 4 KiB headers, then blocks of 256 KiB, each with its own checksum.
 HEADERS = 3 * 4096
@@ -46,8 +46,7 @@ def test_a_file_that_is_not_a_database_is_named_with_its_cause_and_never_ready(t
         _assert_never_ready_while(server, ledger, "not a valid DuckDB database file")
         assert str(database) in readiness(server)[1]["store"]["error"]
         _set_aside(database)
-        assert wait_until(lambda: readiness(server)[0] == 200, timeout=30), readiness(server)
-        assert wait_until(lambda: readiness(server)[1]["ingest"]["logs"]["spool"]["files"] == 0, timeout=30)
+        assert recovered(server), readiness(server)
     finally:
         assert server.stop() == 0
     log = server.log_path.read_text()
@@ -96,8 +95,7 @@ def test_a_corrupt_block_is_reported_as_itself_and_the_file_reopened(tmp_path: P
     try:
         _assert_never_ready_while(server, ledger, "Corrupt database file")
         _set_aside(database)  # the service holds the old file open; it reopens by name after a failure
-        assert wait_until(lambda: readiness(server)[0] == 200, timeout=30), readiness(server)
-        assert wait_until(lambda: readiness(server)[1]["ingest"]["logs"]["spool"]["files"] == 0, timeout=30)
+        assert recovered(server), readiness(server)
     finally:
         assert server.stop() == 0
     log = server.log_path.read_text()

@@ -10,8 +10,8 @@ import pytest
 from exporters.store import TelemetryStore
 from exporters.store.pipelines import PipelineRepository
 from tests.conftest import start_server
-from tests.faults.ledger import FAST_RECOVERY, Ledger, readiness
-from tests.helpers import LockHolder, wait_until
+from tests.faults.ledger import FAST_RECOVERY, Ledger, readiness, recovered
+from tests.helpers import LockHolder
 
 
 def _held_by(kind: str, data_dir: Path, tmp_path: Path) -> tuple[object, object]:
@@ -58,8 +58,7 @@ def test_a_service_started_on_a_locked_file_spools_then_drains_it_without_a_rest
 
         release()  # type: ignore[operator]
         released = True
-        assert wait_until(lambda: readiness(server)[0] == 200, timeout=30), readiness(server)
-        assert wait_until(lambda: readiness(server)[1]["ingest"]["logs"]["spool"]["files"] == 0, timeout=30)
+        assert recovered(server), readiness(server)
         run = server.get(f"/api/runs/{run_id}").json()
         assert run["status"] == "failed" and run["error"]["type"] == "Interrupted"
         assert ledger.send(server, 50)  # stored directly now
