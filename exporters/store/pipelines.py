@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,8 +48,13 @@ class Pipeline:
 
     @property
     def dlt_name(self) -> str:
-        """dlt's pipeline name: stable per pipeline, so its state carries over between runs."""
-        slug = "".join(ch if ch.isalnum() else "_" for ch in self.name.lower()).strip("_")[:40] or "pipeline"
+        """dlt's pipeline name: stable per pipeline, so its state carries over between runs.
+
+        A lower-case ASCII identifier whatever the name's script (dlt and the rendered script want
+        one): accents are dropped (``übersicht`` -> ``ubersicht``), other letters (CJK) give way to
+        ``pipeline``; the id's prefix keeps it unique either way. The name itself is kept as given."""
+        folded = unicodedata.normalize("NFKD", self.name).encode("ascii", "ignore").decode().lower()
+        slug = "".join(ch if ch.isalnum() else "_" for ch in folded).strip("_")[:40] or "pipeline"
         if not slug[0].isalpha():
             slug = f"p_{slug}"
         return f"{slug}_{self.id[:8]}"
