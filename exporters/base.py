@@ -66,7 +66,9 @@ class StoreExporter(ResilientExporter[T]):
         if settings is None:
             settings = ExporterSettings.with_properties(path=path, **properties)
         self._owns_store = store is None
-        self.store = store if store is not None else TelemetryStore.shared(settings.database)
+        self.store = (
+            store if store is not None else TelemetryStore.shared(settings.database, settings.memory_limit)
+        )
         self._shut_down = False
         super().__init__(settings)
 

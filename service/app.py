@@ -57,7 +57,7 @@ def create_app(
     elif overrides:
         settings = settings.model_copy(update=overrides)
 
-    store = TelemetryStore.shared(settings.database)
+    store = TelemetryStore.shared(settings.database, settings.exporter_settings().memory_limit)
     try:
         telemetry, wiring = _wire_telemetry(settings, store, metric_readers)
     except Exception:

@@ -68,7 +68,7 @@ def replay() -> None:
         return
     failed = False
     if pending & {"duckdb-logs", "duckdb-traces"}:
-        store = TelemetryStore(settings.database)
+        store = TelemetryStore(settings.database, settings.memory_limit)
         if store.check_writable() is not None:
             store.close()
             click.echo(

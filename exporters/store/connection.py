@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from exporters.records import LogRows
 from exporters.store import ingest
 from exporters.store.schema import migrate
-from exporters.store.search_index import BLOCK_NS, SearchIndex
+from exporters.store.search_index import BLOCK_NS, SearchIndex, TimeSpan
 from exporters.store.statements import Statement, record, statement
 
 _logger = logging.getLogger(__name__)
@@ -42,7 +42,14 @@ with contextlib.suppress(ImportError):
 # quarter, search windows lose a little: ``python -m bench.late_materialization`` measures both.
 _CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {"late_materialization_max_rows": 1024}
 
+# The memory one store may use (PIPETRACE_MEMORY_LIMIT): DuckDB gets seven eighths as its
+# memory_limit (its buffers and operators, which spill to disk or fail past it), the in-memory
+# search index one eighth (past it, search reads the index from the table).
+DEFAULT_MEMORY_LIMIT = 512 * 2**20
+SEARCH_INDEX_SHARE = 8
+
 _NEWEST_LOG_TIME = statement("newest_log_time")
+_SEARCH_SPAN = statement("search_span")
 _DELETE_SEARCH_HOURS_BEFORE = statement("delete_search_hours_before")
 
 
@@ -75,13 +82,19 @@ class TelemetryStore:
     _search_indexes: ClassVar[weakref.WeakValueDictionary[str, SearchIndex]] = weakref.WeakValueDictionary()
     _search_indexes_lock: ClassVar[threading.Lock] = threading.Lock()  # not the registry's: shared() holds it
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = str(path)
+        self.memory_limit = memory_limit
+        self._config = dict(_CONNECTION_CONFIG)
+        if memory_limit is not None:
+            self._config["memory_limit"] = f"{(memory_limit - memory_limit // SEARCH_INDEX_SHARE) // 1024}KiB"
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._users = 1
-        self._search_index = self._search_index_for(self.path)
+        self._search_index = self._search_index_for(
+            self.path, memory_limit // SEARCH_INDEX_SHARE if memory_limit is not None else None
+        )
         self._newest_log_ns: int | None = None
         self.schema_version = 0
         self.last_error: str | None = None
@@ -91,22 +104,22 @@ class TelemetryStore:
             self._open()
 
     @classmethod
-    def _search_index_for(cls, path: str) -> SearchIndex:
+    def _search_index_for(cls, path: str, budget: int | None) -> SearchIndex:
         """One in-memory search index per database file in this process, whichever store object
         writes: DuckDB lets two store objects of one process open the same file, and a copy that
         missed the other's inserts would hide their records from search. Held weakly, so a file
         opened again after every store of it is gone starts from its table."""
         if path == ":memory:":  # every in-memory connection is a database of its own
-            return SearchIndex()
+            return SearchIndex(budget)
         key = _file_key(path)
         with cls._search_indexes_lock:
             index = cls._search_indexes.get(key)
             if index is None:
-                index = cls._search_indexes[key] = SearchIndex()
+                index = cls._search_indexes[key] = SearchIndex(budget)
             return index
 
     @classmethod
-    def shared(cls, path: str | Path) -> TelemetryStore:
+    def shared(cls, path: str | Path, memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> TelemetryStore:
         """The store of this process for ``path``, opened on first use and counted per user.
 
         Exporters built from entry points (one for logs, one for spans) must share one connection,
@@ -118,7 +131,7 @@ class TelemetryStore:
             if store is not None and not store.closed:
                 store._users += 1
                 return store
-            store = cls(path)
+            store = cls(path, memory_limit)
             cls._open_stores[key] = store
             return store
 
@@ -135,7 +148,7 @@ class TelemetryStore:
             try:
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                connection = duckdb.connect(self.path, config=_CONNECTION_CONFIG)
+                connection = duckdb.connect(self.path, config=self._config)
             except (duckdb.Error, OSError) as exc:
                 raise self._unavailable(exc) from exc
             try:
@@ -254,6 +267,17 @@ class TelemetryStore:
                     finally:
                         cur.close()
         return self._search_index
+
+    def search_span(self, grams: set[str]) -> TimeSpan | None:
+        """Where records holding every one of ``grams`` can be (None: nowhere), from the index in
+        memory, or from its table when the copy was dropped for its size."""
+        index = self.search_index()
+        if index.in_memory:
+            return index.span(grams)
+        row = record(_SEARCH_SPAN.run(self.cursor(), {"grams": sorted(grams)}))
+        if row is None or row["first_block"] is None:
+            return None
+        return TimeSpan.of_blocks(row["first_block"], row["last_block"])
 
     def newest_log_ns(self) -> int | None:
         """The newest log timestamp stored, read once, then kept up by inserts (deletes leave it).
