@@ -190,10 +190,14 @@ class TelemetryStore:
             cur.close()
 
     def _first_open(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Run the jobs waiting for the first open. One that fails is logged and not run again: the
+        store is still of use without it, and retrying it at every open would keep the store shut."""
         for job in self._on_first_open:
             cur = connection.cursor()
             try:
                 job(cur)
+            except Exception:
+                _logger.exception("telemetry store %s: a start-up job failed", self.path)
             finally:
                 cur.close()
         self._on_first_open.clear()
