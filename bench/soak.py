@@ -158,9 +158,9 @@ def main() -> None:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    if requests.get(f"{url}/readyz", timeout=10).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):
                     pass
                 time.sleep(0.2)
             process = psutil.Process(server.pid)

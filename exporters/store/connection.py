@@ -163,7 +163,7 @@ class TelemetryStore:
                 raise
             self._connection = connection
             if self.last_error is not None:
-                _logger.warning("telemetry store %s is open again", self.path)
+                _logger.info("telemetry store %s is open again", self.path)
             self.last_error = None
             return connection
 
