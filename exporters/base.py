@@ -70,7 +70,9 @@ class StoreExporter(ResilientExporter[T]):
         # gets: it does, with the default policy. Handed the service's store, it sits behind the
         # service's processors, which already did (with the service's own settings).
         self.redacts = store is None
-        self.store = store if store is not None else TelemetryStore.shared(settings.database)
+        self.store = (
+            store if store is not None else TelemetryStore.shared(settings.database, settings.memory_limit)
+        )
         self._shut_down = False
         super().__init__(settings)
 

@@ -56,7 +56,7 @@ def create_app(
     elif overrides:
         settings = settings.model_copy(update=overrides)
 
-    store = TelemetryStore.shared(settings.database)
+    store = TelemetryStore.shared(settings.database, settings.exporter_settings().memory_limit)
     try:
         telemetry, wiring = _wire_telemetry(settings, store, metric_readers)
     except Exception:
@@ -127,7 +127,11 @@ def create_app(
         )
         worker.start()
         app.extensions["pipetrace.retention"] = worker
-    _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    problem = app.extensions[EXTENSION_KEY].unready_because()
+    if problem is None:
+        _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    else:  # degraded, not stopped: it spools what arrives and recovers when the store does
+        _logger.error("pipetrace started degraded, not ready: %s", problem)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Probes: ``/healthz`` says the process answers, ``/readyz`` that the store takes writes (and, to
+"""Probes: ``/healthz`` says the process answers, ``/readyz`` that records sent now are stored (the
+store takes a write, and its exporters' breakers are closed and their spools have room) (and, to
 whoever holds the API token when one is set, where the store is and what failed, and where the
 OTLP/gRPC receiver listens)."""
 
@@ -28,7 +29,7 @@ def openapi() -> Response:
 @blueprint.get("/readyz")
 def readyz() -> Response:
     service = state()
-    problem = service.store.check_writable()
+    problem = service.unready_because()
     body: dict[str, Any] = {"status": "ready" if problem is None else "unavailable"}
     # The bare status is for probes, which hold no token; the data path and error text are not.
     if presents_token(service.settings.api_token_value):
