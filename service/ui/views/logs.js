@@ -1,0 +1,102 @@
+// The log explorer: filters in the URL, endless scrolling on the cursor, a live tail.
+
+import { api } from "../api.js";
+import { el, status, view } from "../dom.js";
+import { LEVELS } from "../format.js";
+import { logRow, logTable } from "../logtable.js";
+
+const PAGE = 100;
+
+function logsQuery(filters, cursor) {
+  const query = new URLSearchParams();
+  for (const key of ["run_id", "stage", "level", "since"]) if (filters.get(key)) query.set(key, filters.get(key));
+  if (filters.get("q") && filters.get("pipeline_id")) query.set("pipeline_id", filters.get("pipeline_id"));
+  if (filters.get("q")) query.set("q", filters.get("q"));
+  query.set("limit", String(PAGE));
+  if (cursor) query.set("cursor", cursor);
+  if (filters.get("q")) return `/api/logs/search?${query}`;
+  if (filters.get("pipeline_id")) return `/api/logs/pipeline/${encodeURIComponent(filters.get("pipeline_id"))}?${query}`;
+  return `/api/logs?${query}`;
+}
+
+export async function logsView(filters) {
+  const needle = filters.get("q") || "";
+  const form = el(
+    "form",
+    { class: "filters", role: "search" },
+    el("label", {}, "Pipeline ", el("input", { name: "pipeline_id", value: filters.get("pipeline_id") || "", size: "14" })),
+    el("label", {}, "Run ", el("input", { name: "run_id", value: filters.get("run_id") || "", size: "14" })),
+    el("label", {}, "Stage ", el("select", { name: "stage" }, ["", "extract", "normalize", "load", "stdout", "stderr"].map((s) => el("option", { value: s, selected: s === (filters.get("stage") || "") }, s || "any")))),
+    el("label", {}, "Level ", el("select", { name: "level" }, ["", ...LEVELS].map((l) => el("option", { value: l, selected: l === (filters.get("level") || "") }, l ? `${l} and above` : "any")))),
+    el("label", {}, "Since ", el("select", { name: "since" }, [["", "all time"], ["15m", "15 minutes"], ["1h", "1 hour"], ["24h", "24 hours"], ["7d", "7 days"]].map(([v, t]) => el("option", { value: v, selected: v === (filters.get("since") || "") }, t)))),
+    el("label", {}, "Search ", el("input", { name: "q", type: "search", value: needle, placeholder: "text in message or attributes", size: "24" })),
+    el("button", { type: "submit" }, "Apply"),
+    el("label", { class: "tail" }, el("input", { type: "checkbox", name: "live", checked: filters.get("live") === "1" }), " Live tail"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [key, value] of new FormData(form)) if (value) next.set(key, key === "live" ? "1" : value);
+    location.hash = `#/logs?${next}`;
+  });
+  form.querySelector("[name=live]").addEventListener("change", () => form.requestSubmit());
+  const { table, body } = logTable();
+  const sentinel = el("div", { class: "sentinel" }, "");
+  const empty = el("p", { class: "empty", hidden: true }, "No records match these filters.");
+  view.replaceChildren(el("h1", {}, "Logs"), form, table, empty, sentinel);
+
+  const shown = new Set();
+  let cursor = null;
+  let loading = false;
+  let done = false;
+  const loadMore = async () => {
+    if (loading || done) return;
+    loading = true;
+    try {
+      const page = await api(logsQuery(filters, cursor));
+      for (const record of page.logs) {
+        if (shown.has(record.id)) continue;
+        shown.add(record.id);
+        body.append(logRow(record, needle));
+      }
+      cursor = page.next_cursor;
+      done = !cursor;
+      empty.hidden = shown.size > 0;
+      sentinel.textContent = done ? (shown.size ? "End of the records." : "") : "Loading more…";
+      status(`${shown.size} records shown`);
+    } catch (error) {
+      status(error.message);
+      done = true;
+    } finally {
+      loading = false;
+    }
+  };
+  await loadMore();
+  // Endless scrolling: the next page loads when the end of the table comes into view.
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) loadMore();
+  });
+  observer.observe(sentinel);
+  let timer = null;
+  if (filters.get("live") === "1") {
+    // Live tail: the newest page with the same filters, every two seconds; new records go on top.
+    timer = setInterval(async () => {
+      try {
+        const page = await api(logsQuery(filters, null));
+        const fresh = page.logs.filter((record) => !shown.has(record.id));
+        for (const record of fresh.reverse()) {
+          shown.add(record.id);
+          body.prepend(logRow(record, needle));
+        }
+        empty.hidden = shown.size > 0;
+        if (fresh.length) status(`${shown.size} records shown (live)`);
+      } catch (error) {
+        status(error.message);
+      }
+    }, 2000);
+  }
+  return () => {
+    observer.disconnect();
+    if (timer) clearInterval(timer);
+  };
+}
