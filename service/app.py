@@ -27,7 +27,7 @@ from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.retention import RetentionWorker
-from service.routes import health, logs, otlp, pipelines, traces, ui
+from service.routes import health, logs, otlp, pipelines, services, traces, ui
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
 from service.settings import Settings
@@ -98,6 +98,7 @@ def create_app(
         logs.blueprint,
         otlp.blueprint,
         pipelines.blueprint,
+        services.blueprint,
         traces.blueprint,
         ui.blueprint,
     ):

@@ -571,6 +571,21 @@ def document() -> dict[str, Any]:
                     "responses": _responses("200", _ref("TracePage")),
                 }
             },
+            "/api/services": {
+                "get": {
+                    "summary": "Every service name of the stored logs and spans, sorted",
+                    "tags": ["traces"],
+                    "security": [{"api": []}],
+                    "responses": _responses(
+                        "200",
+                        {
+                            "type": "object",
+                            "required": ["services"],
+                            "properties": {"services": {"type": "array", "items": {"type": "string"}}},
+                        },
+                    ),
+                }
+            },
             "/api/logs/cleanup": {
                 "post": {
                     "summary": "Delete logs and spans older than a time",

@@ -7,6 +7,7 @@ import { pipelinesView } from "./views/pipelines.js";
 import { runView } from "./views/run.js";
 import { statsView } from "./views/stats.js";
 import { traceView } from "./views/trace.js";
+import { tracesView } from "./views/traces.js";
 
 let cleanup = () => {};
 
@@ -28,6 +29,7 @@ async function route() {
   status("");
   try {
     if (name === "trace" && id) cleanup = await traceView(decodeURIComponent(id), filters);
+    else if (name === "traces") cleanup = await tracesView(filters);
     else if (name === "run" && id) cleanup = await runView(decodeURIComponent(id));
     else if (name === "pipelines") cleanup = await pipelinesView();
     else if (name === "stats") cleanup = await statsView(filters);

@@ -22,6 +22,17 @@ export function plainValue(value) {
   return inner;
 }
 
+// A value in the API's typed form with the name of its OTLP type: a string is a JSON string, anything
+// else an AnyValue object.
+export function typedValue(value) {
+  if (typeof value === "string") return { text: value, type: "string" };
+  const kind = value && typeof value === "object" ? ANY_VALUE_KEYS.find((key) => key in value) : undefined;
+  if (kind === undefined) return { text: value === null || value === undefined ? "(empty)" : JSON.stringify(value), type: "empty" };
+  const plain = plainValue(value);
+  const type = { stringValue: "string", boolValue: "bool", intValue: "int", doubleValue: "double", bytesValue: "bytes", arrayValue: "array", kvlistValue: "map" }[kind];
+  return { text: typeof plain === "object" && plain !== null ? JSON.stringify(plain, null, 2) : String(plain), type };
+}
+
 export function plainMap(map) {
   return Object.fromEntries(Object.entries(map || {}).map(([key, value]) => [key, plainValue(value)]));
 }

@@ -1,7 +1,11 @@
 // The log table, shared by the logs, run and trace views.
 
+import { attributeTable, exceptionBlock } from "./attributes.js";
 import { el } from "./dom.js";
-import { bodyText, levelOf, plainMap, recordTime, shortTime } from "./format.js";
+import { bodyText, levelOf, recordTime, shortTime } from "./format.js";
+import { pipelineLabel } from "./names.js";
+
+const COLUMNS = ["Time", "Level", "Service", "Pipeline", "Run", "Stage", "Message", "Trace"];
 
 function highlight(text, needle) {
   if (!needle) return [text];
@@ -18,21 +22,22 @@ function highlight(text, needle) {
 }
 
 function details(record) {
-  const block = (title, value) => el("div", { class: "detail" }, el("h4", {}, title), el("pre", {}, JSON.stringify(value, null, 2)));
+  const block = (title, map) => el("div", { class: "detail" }, el("h4", {}, title), attributeTable(map, `${title} of record ${record.id}`));
   return el(
     "td",
-    { colspan: "7" },
+    { colspan: String(COLUMNS.length) },
     el("dl", { class: "ids" },
       el("dt", {}, "id"), el("dd", {}, record.id),
       el("dt", {}, "span"), el("dd", {}, record.span_id || "-"),
       el("dt", {}, "service"), el("dd", {}, record.service_name || "-"),
       el("dt", {}, "scope"), el("dd", {}, record.scope ? record.scope.name : "-")),
-    block("attributes", plainMap(record.attributes)),
-    block("resource", plainMap(record.resource)),
+    exceptionBlock(record.attributes),
+    block("attributes", record.attributes),
+    block("resource", record.resource),
   );
 }
 
-export function logRow(record, needle) {
+export function logRow(record, needle, names) {
   const level = levelOf(record);
   const traceCell = record.trace_id
     ? el("a", { href: `#/trace/${record.trace_id}?span=${record.span_id || ""}`, class: "trace-link", title: "Open the trace" }, record.trace_id.slice(0, 8))
@@ -42,10 +47,11 @@ export function logRow(record, needle) {
     { class: `log level-${level}`, tabindex: "0", "data-id": record.id, "aria-expanded": "false" },
     el("td", { class: "time" }, shortTime(recordTime(record))),
     el("td", {}, el("span", { class: `badge level-${level}` }, level)),
-    el("td", {}, record.pipeline_id || ""),
+    el("td", { class: "service" }, record.service_name || ""),
+    el("td", { class: "pipeline" }, pipelineLabel(record.pipeline_id, names)),
     el("td", { class: "run" }, record.run_id || ""),
     el("td", {}, record.stage || ""),
-    el("td", { class: "body" }, highlight(bodyText(record), needle)),
+    el("td", { class: "body" }, highlight(bodyText(record), needle), exceptionBlock(record.attributes) ? el("span", { class: "has-exception", title: "has a stack trace: open the row" }, " ⚠ stack trace") : ""),
     el("td", {}, traceCell),
   );
   const toggle = () => {
@@ -76,7 +82,7 @@ export function logTable() {
   const table = el(
     "table",
     { class: "logs", "aria-label": "Log records, newest first" },
-    el("thead", {}, el("tr", {}, ["Time", "Level", "Pipeline", "Run", "Stage", "Message", "Trace"].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, COLUMNS.map((h) => el("th", { scope: "col" }, h)))),
     body,
   );
   return { table, body };

@@ -4,12 +4,13 @@ import { api } from "../api.js";
 import { el, status, view } from "../dom.js";
 import { LEVELS } from "../format.js";
 import { logRow, logTable } from "../logtable.js";
+import { knownPipelines, pickList, pipelineNames, serviceNames } from "../names.js";
 
 const PAGE = 100;
 
 function logsQuery(filters, cursor) {
   const query = new URLSearchParams();
-  for (const key of ["run_id", "stage", "level", "since"]) if (filters.get(key)) query.set(key, filters.get(key));
+  for (const key of ["service_name", "run_id", "stage", "level", "since"]) if (filters.get(key)) query.set(key, filters.get(key));
   if (filters.get("q") && filters.get("pipeline_id")) query.set("pipeline_id", filters.get("pipeline_id"));
   if (filters.get("q")) query.set("q", filters.get("q"));
   query.set("limit", String(PAGE));
@@ -21,10 +22,12 @@ function logsQuery(filters, cursor) {
 
 export async function logsView(filters) {
   const needle = filters.get("q") || "";
+  const [pipelines, services, names] = await Promise.all([knownPipelines(), serviceNames().catch(() => []), pipelineNames()]);
   const form = el(
     "form",
     { class: "filters", role: "search" },
-    el("label", {}, "Pipeline ", el("input", { name: "pipeline_id", value: filters.get("pipeline_id") || "", size: "14" })),
+    pickList("service_name", "Service", filters.get("service_name"), services.map((s) => [s, s])),
+    pickList("pipeline_id", "Pipeline", filters.get("pipeline_id"), pipelines.map((p) => [p.id, p.name])),
     el("label", {}, "Run ", el("input", { name: "run_id", value: filters.get("run_id") || "", size: "14" })),
     el("label", {}, "Stage ", el("select", { name: "stage" }, ["", "extract", "normalize", "load", "stdout", "stderr"].map((s) => el("option", { value: s, selected: s === (filters.get("stage") || "") }, s || "any")))),
     el("label", {}, "Level ", el("select", { name: "level" }, ["", ...LEVELS].map((l) => el("option", { value: l, selected: l === (filters.get("level") || "") }, l ? `${l} and above` : "any")))),
@@ -57,7 +60,7 @@ export async function logsView(filters) {
       for (const record of page.logs) {
         if (shown.has(record.id)) continue;
         shown.add(record.id);
-        body.append(logRow(record, needle));
+        body.append(logRow(record, needle, names));
       }
       cursor = page.next_cursor;
       done = !cursor;
@@ -86,7 +89,7 @@ export async function logsView(filters) {
         const fresh = page.logs.filter((record) => !shown.has(record.id));
         for (const record of fresh.reverse()) {
           shown.add(record.id);
-          body.prepend(logRow(record, needle));
+          body.prepend(logRow(record, needle, names));
         }
         empty.hidden = shown.size > 0;
         if (fresh.length) status(`${shown.size} records shown (live)`);

@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { el, svg, view } from "../dom.js";
 import { LEVELS, ns, shortTime } from "../format.js";
+import { pipelineNames } from "../names.js";
 
 const LEVEL_COLOURS = { TRACE: "#6b7280", DEBUG: "#6b7280", INFO: "#2563eb", WARN: "#b45309", ERROR: "#b91c1c", FATAL: "#7f1d1d", UNSPECIFIED: "#9ca3af" };
 
@@ -36,7 +37,7 @@ function volumeChart(timeline) {
 export async function statsView(filters) {
   const since = filters.get("since") || "24h";
   const query = since === "all" ? "" : `?since=${since}`;
-  const stats = await api(`/api/logs/stats${query}`);
+  const [stats, names] = await Promise.all([api(`/api/logs/stats${query}`), pipelineNames()]);
   const picker = el("p", { class: "range" }, "Range: ", [["1h", "1 hour"], ["24h", "24 hours"], ["7d", "7 days"], ["all", "all time"]].map(([value, text]) =>
     el("a", { href: `#/stats?since=${value}`, "aria-current": value === since ? "page" : undefined }, text)));
   const failing = [...stats.by_pipeline].filter((p) => p.errors > 0).sort((a, b) => b.errors - a.errors).slice(0, 10);
@@ -55,7 +56,7 @@ export async function statsView(filters) {
     stats.timeline.buckets.length ? volumeChart(stats.timeline) : el("p", { class: "empty" }, "No records in this range."),
     el("h2", {}, "Pipelines that fail most"),
     failing.length
-      ? el("ol", { class: "failing" }, failing.map((p) => el("li", {}, el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(p.pipeline_id || "")}&level=ERROR` }, p.pipeline_id || "(no pipeline)"), ` ${p.errors} errors of ${p.count}`)))
+      ? el("ol", { class: "failing" }, failing.map((p) => el("li", {}, el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(p.pipeline_id || "")}&level=ERROR` }, p.pipeline_id ? names.get(p.pipeline_id) || p.pipeline_id : "(no pipeline)"), ` ${p.errors} errors of ${p.count}`)))
       : el("p", {}, "No errors in this range."),
     el("h2", {}, "Ingest health"),
     el("table", { class: "ingest" },

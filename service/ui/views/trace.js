@@ -1,9 +1,11 @@
-// One trace: its spans as a waterfall, each with its own logs inline.
+// One trace: its spans as a waterfall, each with its own logs inline; a click on a span opens its panel.
 
 import { api } from "../api.js";
 import { el, view } from "../dom.js";
 import { bodyText, levelOf, ns, recordTime, shortTime } from "../format.js";
 import { logRow, logTable } from "../logtable.js";
+import { pipelineNames } from "../names.js";
+import { spanDetail } from "../spandetail.js";
 
 function spanDepths(spans) {
   const byId = new Map(spans.map((span) => [span.span_id, span]));
@@ -45,7 +47,7 @@ export async function traceView(traceId, filters) {
     const item = el(
       "li",
       { id: `span-${span.span_id}`, class: "span", "data-span-id": span.span_id },
-      el("div", { class: "span-row" }, label, el("span", { class: "track" }, bar), el("span", { class: "span-ms" }, `${(span.duration_ms ?? 0).toFixed(1)} ms`)),
+      el("div", { class: "span-row", tabindex: "0", role: "button", "aria-expanded": "false", title: "Show the span's details" }, label, el("span", { class: "track" }, bar), el("span", { class: "span-ms" }, `${(span.duration_ms ?? 0).toFixed(1)} ms`)),
       ownLogs.length
         ? el("ul", { class: "span-logs", "aria-label": `Logs of span ${span.name}` }, ownLogs.map((record) => el("li", { class: `level-${levelOf(record)}` },
             el("span", { class: `badge level-${levelOf(record)}` }, levelOf(record)), " ", shortTime(recordTime(record)), " ", bodyText(record),
@@ -56,18 +58,46 @@ export async function traceView(traceId, filters) {
   }
   const orphans = logsOf.get("") || [];
   const { table, body } = logTable();
-  for (const record of orphans) body.append(logRow(record));
+  const names = await pipelineNames();
+  for (const record of orphans) body.append(logRow(record, "", names));
+  const panel = el("div", { class: "panel-slot" });
+  const select = (spanId, scroll) => {
+    for (const item of list.querySelectorAll("li.span.selected")) {
+      item.classList.remove("selected");
+      item.querySelector(".span-row").setAttribute("aria-expanded", "false");
+    }
+    const span = spans.find((s) => s.span_id === spanId);
+    if (!span) {
+      panel.replaceChildren();
+      history.replaceState(null, "", `#/trace/${traceId}`);
+      return;
+    }
+    const item = document.getElementById(`span-${spanId}`);
+    item.classList.add("selected");
+    item.querySelector(".span-row").setAttribute("aria-expanded", "true");
+    panel.replaceChildren(spanDetail(span, () => select(null)));
+    // The URL names the open span (a link to share), without a new history entry or a re-render.
+    history.replaceState(null, "", `#/trace/${traceId}?span=${spanId}`);
+    if (scroll) item.scrollIntoView({ block: "center" });
+  };
+  list.addEventListener("click", (event) => {
+    const row = event.target.closest(".span-row");
+    if (row && !event.target.closest("a")) select(row.parentElement.dataset.spanId);
+  });
+  list.addEventListener("keydown", (event) => {
+    const row = event.target.closest(".span-row");
+    if (row && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      select(row.parentElement.dataset.spanId);
+    }
+  });
   view.append(
     el("p", {}, `${spans.length} spans, ${trace.logs.length} logs, ${total.toFixed(1)} ms`, trace.truncated ? " (logs cut at 10,000)" : ""),
-    list,
+    el("div", { class: "trace-layout" }, list, panel),
     orphans.length ? el("h2", {}, "Logs outside any stored span") : "",
     orphans.length ? table : "",
   );
   const wanted = filters.get("span");
-  if (wanted && spanIds.has(wanted)) {
-    const target = document.getElementById(`span-${wanted}`);
-    target.classList.add("selected");
-    target.scrollIntoView({ block: "center" });
-  }
+  if (wanted && spanIds.has(wanted)) select(wanted, true);
   return () => {};
 }
