@@ -32,6 +32,7 @@ from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
+from service.tail import tail_slots
 from service.wiring import Wiring, wire
 
 _logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def create_app(
         repository=repository,
         forwarders=wiring.forwarders,
         ingest_slots=threading.BoundedSemaphore(settings.ingest_concurrency),
+        tail_slots=tail_slots(settings.threads),
         runs=RunManager(
             repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
             settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,

@@ -1,7 +1,7 @@
 // Pipetrace's web UI: plain ES modules over the JSON API, no build step, no framework. This module is
 // the router: one view module per page under views/, shared helpers beside it.
 
-import { el, status, view } from "./dom.js";
+import { el, nextPage, view } from "./dom.js";
 import { logsView } from "./views/logs.js";
 import { pipelinesView } from "./views/pipelines.js";
 import { runView } from "./views/run.js";
@@ -26,7 +26,7 @@ async function route() {
   for (const link of document.querySelectorAll("nav a")) {
     link.toggleAttribute("aria-current", link.dataset.view === name);
   }
-  status("");
+  nextPage();
   try {
     if (name === "trace" && id) cleanup = await traceView(decodeURIComponent(id), filters);
     else if (name === "traces") cleanup = await tracesView(filters);

@@ -25,6 +25,18 @@ export function svg(tag, attrs = {}, ...children) {
 
 export const view = document.getElementById("view");
 
-export function status(text) {
-  document.getElementById("status").textContent = text;
+// The status line belongs to the page shown: a view takes its own writer when it starts, and once the
+// user has moved on its late answers (a run that just failed, a live tail) no longer write there.
+let shownPage = 0;
+
+export function nextPage() {
+  shownPage += 1;
+  document.getElementById("status").textContent = "";
+}
+
+export function statusLine() {
+  const mine = shownPage;
+  return (text) => {
+    if (mine === shownPage) document.getElementById("status").textContent = text;
+  };
 }

@@ -47,8 +47,15 @@ export function recordTime(record) {
   return record.timestamp || record.sort_timestamp;
 }
 
+// Times are shown in UTC, as the API gives them, and say so.
 export function shortTime(iso) {
-  return iso ? iso.replace("T", " ").replace(/\.(\d{3})\d*Z$/, ".$1") : "";
+  return iso ? `${iso.replace("T", " ").replace(/\.(\d{3})\d*Z$/, ".$1").replace(/Z$/, "")} UTC` : "";
+}
+
+// A table cell's time: the date and the clock apart, so a narrow table can put them on two lines.
+export function timeParts(iso) {
+  const [date, clock] = shortTime(iso).split(" ");
+  return clock ? [`${date} UTC`, ` ${clock}`] : ["", ""];
 }
 
 export function duration(seconds) {

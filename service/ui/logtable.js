@@ -2,7 +2,7 @@
 
 import { attributeTable, exceptionBlock } from "./attributes.js";
 import { el } from "./dom.js";
-import { bodyText, levelOf, recordTime, shortTime } from "./format.js";
+import { bodyText, levelOf, recordTime, timeParts } from "./format.js";
 import { pipelineLabel } from "./names.js";
 
 const COLUMNS = ["Time", "Level", "Service", "Pipeline", "Run", "Stage", "Message", "Trace"];
@@ -37,6 +37,11 @@ function details(record) {
   );
 }
 
+export function timeCell(iso) {
+  const [date, clock] = timeParts(iso);
+  return el("td", { class: "time" }, el("time", { datetime: iso || undefined }, el("span", { class: "date" }, date), el("span", { class: "clock" }, clock)));
+}
+
 export function logRow(record, needle, names) {
   const level = levelOf(record);
   const traceCell = record.trace_id
@@ -44,12 +49,12 @@ export function logRow(record, needle, names) {
     : "";
   const row = el(
     "tr",
-    { class: `log level-${level}`, tabindex: "0", "data-id": record.id, "aria-expanded": "false" },
-    el("td", { class: "time" }, shortTime(recordTime(record))),
+    { class: `log level-${level}`, tabindex: "0", "data-id": record.id, "data-sort": record.sort_timestamp, "aria-expanded": "false" },
+    timeCell(recordTime(record)),
     el("td", {}, el("span", { class: `badge level-${level}` }, level)),
     el("td", { class: "service" }, record.service_name || ""),
     el("td", { class: "pipeline" }, pipelineLabel(record.pipeline_id, names)),
-    el("td", { class: "run" }, record.run_id || ""),
+    el("td", { class: "run", title: record.run_id || undefined }, record.run_id && record.run_id.length > 10 ? `${record.run_id.slice(0, 6)}…` : record.run_id || ""),
     el("td", {}, record.stage || ""),
     el("td", { class: "body" }, highlight(bodyText(record), needle), exceptionBlock(record.attributes) ? el("span", { class: "has-exception", title: "has a stack trace: open the row" }, " ⚠ stack trace") : ""),
     el("td", {}, traceCell),

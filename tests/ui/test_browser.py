@@ -21,12 +21,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.helpers import RESOURCE, make_record, make_records
+from tests.ui.screenshots import shot
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TRACE = 0x7A11_0000_0000_0000_0000_0000_0000_0001
 BILLING_TRACE = 0xB111_0000_0000_0000_0000_0000_0000_0002
 BILLING = Resource.create({"service.name": "billing-api", "deployment.environment": "test"})
@@ -134,19 +134,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(chromium: str | None) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium,
-            # Chromium's own background traffic is refused on a closed network; it is not needed.
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -156,17 +143,6 @@ def page(browser: Browser) -> Iterator[Page]:
     yield opened
     context.close()
     assert errors == [], f"script errors in the page: {errors}"
-
-
-def _shot(page: Page, name: str) -> None:
-    """The README's screenshots, at 1400 px (``name.png``) and 800 px (``name-800.png``) wide."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    for width, suffix in ((1400, ""), (800, "-800")):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(SCREENSHOTS / f"{name}{suffix}.png"), full_page=True)
-    if size:
-        page.set_viewport_size(size)
 
 
 def test_filter_search_and_highlight(server: LiveServer, page: Page) -> None:
@@ -185,7 +161,7 @@ def test_filter_search_and_highlight(server: LiveServer, page: Page) -> None:
     for text in marks.all_inner_texts():
         assert text.lower() == "connection reset"
     assert "q=Connection+Reset" in page.url and "level=WARN" in page.url  # the filters live in the URL
-    _shot(page, "logs")
+    shot(page, "logs")
 
 
 def test_open_a_trace_from_a_log_line_and_back(server: LiveServer, page: Page) -> None:
@@ -202,7 +178,7 @@ def test_open_a_trace_from_a_log_line_and_back(server: LiveServer, page: Page) -
     expect(selected.locator(".span-logs li")).to_have_count(2)  # the span's own logs, inline
     expect(page.locator("li.span .bar.status-ERROR")).to_have_count(1)
     expect(page.locator("aside.span-detail h2")).to_have_text("load")  # the span named in the URL, open
-    _shot(page, "trace")
+    shot(page, "trace")
     # From a span's log back to the log view.
     selected.locator("a.log-link").first.click()
     expect(page).to_have_url(re.compile(r"#/logs\?q="))
@@ -222,7 +198,7 @@ def test_find_a_trace_by_service_and_duration_and_inspect_its_spans(server: Live
     expect(rows.first).to_contain_text("POST /charge")
     expect(rows.first).to_contain_text("7500.0 ms")
     assert "service_name=billing-api" in page.url and "min_duration_ms=1000" in page.url
-    _shot(page, "traces")
+    shot(page, "traces")
     rows.first.locator("a.trace-name").click()
     expect(page).to_have_url(re.compile(rf"#/trace/{BILLING_TRACE:032x}$"))
     page.locator("li.span .span-row").first.click()
@@ -323,13 +299,19 @@ def test_start_a_run_from_a_template_and_follow_it_live(server: LiveServer, page
     # Names, not ids: the run's pipeline, and the pipeline column of its logs.
     expect(page.locator(".run-head .pipeline-name")).to_have_text("browser orders")
     expect(page.locator("tr.log td.pipeline").first).to_have_text("browser orders")
-    _shot(page, "run")
+    shot(page, "run")
+    expect(page.locator("#status")).to_have_text("run succeeded")
+    page.click("nav a[data-view=stats]")
+    expect(page.locator("h1")).to_have_text("Stats")
+    page.wait_for_timeout(2_500)  # past the run view's last refresh, which comes after the run ends
+    expect(page.locator("#status")).to_have_text("")  # the run's status is not carried over
+    page.go_back()
     page.locator(".run-head a", has_text="trace").click()
     expect(page.locator("li.span .span-name", has_text="extract")).to_have_count(1, timeout=20_000)
     page.goto(f"{server.url}/#/pipelines")
     row = page.locator("table.pipelines tr", has_text="browser orders")
     expect(row.locator(".badge")).to_have_text(["succeeded"])
-    _shot(page, "pipelines")
+    shot(page, "pipelines")
     # The pipeline filter is a pick-list of names.
     page.goto(f"{server.url}/#/logs")
     page.select_option("select[name=pipeline_id]", label="browser orders")
@@ -344,12 +326,14 @@ def test_stats_view(server: LiveServer, page: Page) -> None:
     page.goto(f"{server.url}/#/stats?since=all")
     expect(page.locator("#total")).not_to_have_text("0")
     expect(page.locator("svg.volume rect")).not_to_have_count(0)
+    ticks = page.locator("svg.volume .y-tick").all_text_contents()  # a y-axis from 0, in counts
+    assert len(ticks) >= 2 and ticks[0] == "0" and int(ticks[-1].replace(",", "")) > 0
     assert float(page.locator("#error-rate").inner_text().rstrip("%")) > 0
     expect(page.locator("ol.failing")).to_contain_text("orders")
     expect(page.locator("ol.failing li", has_text="browser orders")).to_have_count(1)  # a name, not its id
     expect(page.locator("table.ingest tbody tr")).to_have_count(2)  # logs and spans
     expect(page.locator("table.ingest")).to_contain_text("closed")  # breaker state
-    _shot(page, "stats")
+    shot(page, "stats")
 
 
 def test_the_api_token_is_asked_once_per_session(tmp_path: Path, browser: Browser) -> None:

@@ -1,8 +1,8 @@
 // The log explorer: filters in the URL, endless scrolling on the cursor, a live tail.
 
-import { api } from "../api.js";
-import { el, status, view } from "../dom.js";
-import { LEVELS } from "../format.js";
+import { api, readEvents } from "../api.js";
+import { el, statusLine, view } from "../dom.js";
+import { LEVELS, bodyText } from "../format.js";
 import { logRow, logTable } from "../logtable.js";
 import { knownPipelines, pickList, pipelineNames, serviceNames } from "../names.js";
 
@@ -21,6 +21,7 @@ function logsQuery(filters, cursor) {
 }
 
 export async function logsView(filters) {
+  const status = statusLine();
   const needle = filters.get("q") || "";
   const [pipelines, services, names] = await Promise.all([knownPipelines(), serviceNames().catch(() => []), pipelineNames()]);
   const form = el(
@@ -80,26 +81,56 @@ export async function logsView(filters) {
     if (entries.some((entry) => entry.isIntersecting)) loadMore();
   });
   observer.observe(sentinel);
-  let timer = null;
-  if (filters.get("live") === "1") {
-    // Live tail: the newest page with the same filters, every two seconds; new records go on top.
-    timer = setInterval(async () => {
-      try {
-        const page = await api(logsQuery(filters, null));
-        const fresh = page.logs.filter((record) => !shown.has(record.id));
-        for (const record of fresh.reverse()) {
-          shown.add(record.id);
-          body.prepend(logRow(record, needle, names));
-        }
-        empty.hidden = shown.size > 0;
-        if (fresh.length) status(`${shown.size} records shown (live)`);
-      } catch (error) {
-        status(error.message);
-      }
-    }, 2000);
-  }
+  const live = new AbortController();
+  if (filters.get("live") === "1") followLive(filters, shown, body, empty, names, live.signal, status);
   return () => {
     observer.disconnect();
-    if (timer) clearInterval(timer);
+    live.abort();
   };
+}
+
+// The tail route takes the column filters; a search is matched here, on the message and attributes.
+function matches(record, needle) {
+  if (!needle) return true;
+  const text = `${bodyText(record)} ${JSON.stringify(record.attributes)}`.toLowerCase();
+  return text.includes(needle.toLowerCase());
+}
+
+// Live tail: new records streamed by the service (GET /api/logs/tail), each put on top. A stream ends
+// after a while and is opened again from the newest record shown; the ids already shown are skipped.
+async function followLive(filters, shown, body, empty, names, signal, status) {
+  const needle = filters.get("q") || "";
+  let since = null;
+  for (const row of body.querySelectorAll("tr.log")) {
+    const time = row.dataset.sort;
+    if (time && (!since || time > since)) since = time;
+  }
+  while (!signal.aborted) {
+    const query = new URLSearchParams();
+    for (const key of ["service_name", "pipeline_id", "run_id", "stage", "level"]) if (filters.get(key)) query.set(key, filters.get(key));
+    if (since) query.set("since", since);
+    let wait = 0;
+    try {
+      status(`${shown.size} records shown (live)`);
+      await readEvents(`/api/logs/tail?${query}`, (name, data) => {
+        if (name === "records") {
+          for (const record of data) {
+            if (!since || record.sort_timestamp > since) since = record.sort_timestamp;
+            if (shown.has(record.id) || !matches(record, needle)) continue;
+            shown.add(record.id);
+            body.prepend(logRow(record, needle, names));
+          }
+          empty.hidden = shown.size > 0;
+          status(`${shown.size} records shown (live)`);
+        } else if (name === "overflow") {
+          status(data.message);
+        }
+      }, signal);
+    } catch (error) {
+      if (signal.aborted) return;
+      status(`live tail: ${error.message}`);
+      wait = (error.retryAfter || 5) * 1000;
+    }
+    if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
 }

@@ -1,12 +1,13 @@
 // One run followed to its end: its status, rows loaded and logs.
 
 import { api } from "../api.js";
-import { el, status, view } from "../dom.js";
+import { el, statusLine, view } from "../dom.js";
 import { duration } from "../format.js";
 import { logRow, logTable } from "../logtable.js";
 import { pipelineNames } from "../names.js";
 
 export async function runView(runId) {
+  const status = statusLine();
   const head = el("div", { class: "run-head" });
   const { table, body } = logTable();
   view.replaceChildren(el("h1", {}, "Run ", el("code", {}, runId)), head, table);

@@ -7,30 +7,46 @@ import { pipelineNames } from "../names.js";
 
 const LEVEL_COLOURS = { TRACE: "#6b7280", DEBUG: "#6b7280", INFO: "#2563eb", WARN: "#b45309", ERROR: "#b91c1c", FATAL: "#7f1d1d", UNSPECIFIED: "#9ca3af" };
 
+// A round step for an axis reaching max: 1, 2 or 5 times a power of ten, about four steps.
+function niceStep(max) {
+  const raw = max / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw) || power * 10;
+}
+
 function volumeChart(timeline) {
   const buckets = timeline.buckets;
+  const left = 56; // room for the y-axis labels
   const width = 900;
+  const plot = width - left;
   const height = 220;
-  const max = Math.max(1, ...buckets.map((b) => b.total));
+  const top = 10;
+  const step = niceStep(Math.max(1, ...buckets.map((b) => b.total)));
+  const max = step * Math.ceil(Math.max(1, ...buckets.map((b) => b.total)) / step);
   // Bars sit at their time: empty buckets are left out by the API, and stay gaps here.
   const first = ns(buckets[0].start);
   const slot = timeline.bucket_seconds * 1000;
   const slots = Math.round((ns(buckets.at(-1).start) - first) / slot) + 1;
-  const step = width / slots;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height + 20}`, class: "volume", role: "img", "aria-label": `Records per ${timeline.bucket_seconds} s, stacked by level` });
+  const barStep = plot / slots;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${top + height + 20}`, class: "volume", role: "img", "aria-label": `Records per ${timeline.bucket_seconds} s, stacked by level` });
+  const y = (count) => top + height - (height * count) / max;
+  for (let tick = 0; tick <= max; tick += step) {
+    chart.append(svg("line", { x1: String(left), x2: String(width), y1: String(y(tick)), y2: String(y(tick)), class: "grid" }));
+    chart.append(svg("text", { x: String(left - 6), y: String(y(tick) + 4), "text-anchor": "end", class: "axis y-tick" }, tick.toLocaleString()));
+  }
+  chart.append(svg("text", { x: "0", y: String(top - 2), class: "axis" }, `per ${timeline.bucket_seconds} s`));
   buckets.forEach((bucket) => {
     const i = Math.round((ns(bucket.start) - first) / slot);
-    let y = height;
+    let below = 0;
     for (const level of [...LEVELS, "UNSPECIFIED"]) {
       const count = bucket.by_level[level] || 0;
       if (!count) continue;
-      const h = (height * count) / max;
-      y -= h;
-      chart.append(svg("rect", { x: String(i * step + 1), y: String(y), width: String(Math.max(step - 2, 1)), height: String(h), fill: LEVEL_COLOURS[level] }, svg("title", {}, `${shortTime(bucket.start)} ${level}: ${count}`)));
+      below += count;
+      chart.append(svg("rect", { x: String(left + i * barStep + 1), y: String(y(below)), width: String(Math.max(barStep - 2, 1)), height: String((height * count) / max), fill: LEVEL_COLOURS[level] }, svg("title", {}, `${shortTime(bucket.start)} ${level}: ${count}`)));
     }
   });
-  chart.append(svg("text", { x: "0", y: String(height + 16), class: "axis" }, shortTime(buckets[0] && buckets[0].start)));
-  chart.append(svg("text", { x: String(width), y: String(height + 16), "text-anchor": "end", class: "axis" }, shortTime(buckets.at(-1) && buckets.at(-1).start)));
+  chart.append(svg("text", { x: String(left), y: String(top + height + 16), class: "axis" }, shortTime(buckets[0].start)));
+  chart.append(svg("text", { x: String(width), y: String(top + height + 16), "text-anchor": "end", class: "axis" }, shortTime(buckets.at(-1).start)));
   return chart;
 }
 

@@ -2,8 +2,8 @@
 // straight to one by its id. Each opens the waterfall.
 
 import { api } from "../api.js";
-import { el, status, view } from "../dom.js";
-import { shortTime } from "../format.js";
+import { el, statusLine, view } from "../dom.js";
+import { timeCell } from "../logtable.js";
 import { knownPipelines, pickList, pipelineNames, serviceNames } from "../names.js";
 
 const PAGE = 50;
@@ -37,7 +37,7 @@ function traceRow(trace, names) {
       trace.root_missing ? el("small", { class: "muted", title: "the root span was not received" }, " (no root)") : ""),
     el("td", { class: "service" }, trace.root_service_name || "", trace.services.length > 1 ? el("small", { class: "muted" }, ` +${trace.services.length - 1}`) : ""),
     el("td", {}, pipelines),
-    el("td", { class: "time" }, shortTime(trace.start)),
+    timeCell(trace.start),
     el("td", { class: "num" }, `${trace.duration_ms.toFixed(1)} ms`),
     el("td", { class: "num" }, trace.span_count),
     el("td", {}, trace.error ? el("span", { class: "badge level-ERROR" }, `${trace.error_count} error${trace.error_count > 1 ? "s" : ""}`) : ""),
@@ -45,6 +45,7 @@ function traceRow(trace, names) {
 }
 
 export async function tracesView(filters) {
+  const status = statusLine();
   const [services, pipelines, names] = await Promise.all([serviceNames().catch(() => []), knownPipelines(), pipelineNames()]);
   const text = (name, label, attrs = {}) => el("label", {}, `${label} `, el("input", { name, value: filters.get(name) || "", ...attrs }));
   const form = el(
