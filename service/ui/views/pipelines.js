@@ -3,20 +3,7 @@
 import { api } from "../api.js";
 import { el, view } from "../dom.js";
 import { duration, shortTime } from "../format.js";
-
-function schemaField(name, schema, required) {
-  const id = `param-${name}`;
-  const label = el("label", { for: id }, name, required ? " *" : "");
-  const help = schema.description ? el("small", {}, schema.description) : "";
-  let input;
-  if (schema.enum) input = el("select", { id, name }, schema.enum.map((v) => el("option", { value: v, selected: v === schema.default }, v)));
-  else if (schema.type === "boolean") input = el("input", { id, name, type: "checkbox", checked: schema.default === true });
-  else if (schema.type === "integer" || schema.type === "number") input = el("input", { id, name, type: "number", value: schema.default ?? "" });
-  else if (name === "code") input = el("textarea", { id, name, rows: "8", cols: "70", required }, schema.default ?? "");
-  else input = el("input", { id, name, type: schema["x-secret"] ? "password" : "text", value: schema.default ?? "", required, size: "40" });
-  input.dataset.type = schema.type || "string";
-  return el("div", { class: "field" }, label, input, help);
-}
+import { templateForm } from "../templateform.js";
 
 export async function pipelinesView() {
   const [{ pipelines }, { templates }] = await Promise.all([api("/api/pipelines"), api("/api/templates")]);
@@ -40,11 +27,11 @@ export async function pipelinesView() {
   );
   const templateSelect = el("select", { id: "template", name: "template" }, templates.map((t) => el("option", { value: t.name }, `${t.name}: ${t.description}`)));
   const fields = el("div", { class: "fields" });
+  let params = null;
   const showFields = () => {
     const template = templates.find((t) => t.name === templateSelect.value);
-    const schema = template.parameters;
-    const required = new Set(schema.required || []);
-    fields.replaceChildren(...Object.entries(schema.properties || {}).map(([name, property]) => schemaField(name, property, required.has(name))));
+    params = templateForm(template.parameters);
+    fields.replaceChildren(...params.nodes);
   };
   templateSelect.addEventListener("change", showFields);
   const nameInput = el("input", { id: "pipeline-name", name: "name", required: true, size: "30" });
@@ -53,23 +40,33 @@ export async function pipelinesView() {
     el("h2", {}, "Start a run from a template"),
     el("div", { class: "field" }, el("label", { for: "pipeline-name" }, "Name *"), nameInput),
     el("div", { class: "field" }, el("label", { for: "template" }, "Template"), templateSelect),
-    fields, message, el("button", { type: "submit" }, "Create and run"));
+    fields, message,
+    el("div", { class: "actions" },
+      el("button", { type: "submit", value: "run" }, "Create and run"),
+      el("button", { type: "submit", value: "create", class: "secondary" }, "Create only")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const values = {};
-    for (const input of fields.querySelectorAll("input, select, textarea")) {
-      if (input.type === "checkbox") values[input.name] = input.checked;
-      else if (input.value !== "") values[input.name] = input.dataset.type === "integer" ? Number.parseInt(input.value, 10) : input.dataset.type === "number" ? Number(input.value) : input.value;
+    const problem = params.check();
+    if (problem) {
+      message.textContent = problem;
+      return;
     }
+    const run = !event.submitter || event.submitter.value !== "create";
     try {
-      const pipeline = await api("/api/pipelines", { method: "POST", json: { name: nameInput.value, template: templateSelect.value, params: values } });
+      const pipeline = await api("/api/pipelines", { method: "POST", json: { name: nameInput.value, template: templateSelect.value, params: params.values() } });
+      if (!run) {
+        message.textContent = "";
+        await pipelinesView();
+        view.querySelector(".form-note").textContent = `Pipeline ${pipeline.name} created.`;
+        return;
+      }
       const started = await api(`/api/pipelines/${encodeURIComponent(pipeline.id)}/runs`, { method: "POST" });
       location.hash = `#/run/${started.run_id}`;
     } catch (error) {
       message.textContent = error.message;
     }
   });
-  view.replaceChildren(el("h1", {}, "Pipelines"), pipelines.length ? table : el("p", { class: "empty" }, "No pipelines yet."), form);
+  view.replaceChildren(el("h1", {}, "Pipelines"), el("p", { class: "form-note", role: "status" }), pipelines.length ? table : el("p", { class: "empty" }, "No pipelines yet."), form);
   showFields();
   return () => {};
 }
