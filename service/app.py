@@ -27,11 +27,12 @@ from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.retention import RetentionWorker
-from service.routes import backup, health, logs, otlp, pipelines, traces, ui
+from service.routes import backup, health, logs, otlp, pipelines, services, traces, ui
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
+from service.tail import tail_slots
 from service.wiring import Wiring, wire
 
 _logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(
         repository=repository,
         forwarders=wiring.forwarders,
         ingest_slots=threading.BoundedSemaphore(settings.ingest_concurrency),
+        tail_slots=tail_slots(settings.threads),
         runs=RunManager(
             repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
             settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
@@ -99,6 +101,7 @@ def create_app(
         logs.blueprint,
         otlp.blueprint,
         pipelines.blueprint,
+        services.blueprint,
         traces.blueprint,
         ui.blueprint,
         backup.blueprint,

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         validation_alias=_env("PIPETRACE_INGEST_CONCURRENCY", "ingest_concurrency"),
         description="OTLP requests stored at once; others wait, then get 429 with Retry-After.",
     )
+    tail_stream_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("PIPETRACE_TAIL_STREAM_SECONDS", "tail_stream_seconds"),
+        description="How long one live-tail stream (GET /api/logs/tail) lasts before the page reopens it.",
+    )
     ingest_wait_seconds: float = Field(
         2.0,
         ge=0,

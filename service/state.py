@@ -32,6 +32,8 @@ class ServiceState:
     runs: RunManager
     # OTLP requests being stored now; full means the store is the bottleneck and clients should wait.
     ingest_slots: threading.BoundedSemaphore
+    # Live-tail streams open now: each holds a request thread (service.tail).
+    tail_slots: threading.BoundedSemaphore
     forwarders: list[Any] = field(default_factory=list)
 
     def unready_because(self) -> str | None:

@@ -70,6 +70,7 @@ _SEARCH_MATCH_PREFILTERED = """(
 _TRACE_WINDOW = statement("trace_window")
 _TRACE_LOGS = statement("trace_logs")
 _TRACE_SPANS = statement("trace_spans")
+_SERVICE_NAMES = statement("service_names")
 _COUNT_LOGS_BEFORE = statement("count_logs_before")
 _DELETE_LOGS_BEFORE = statement("delete_logs_before")
 _COUNT_SPANS_BEFORE = statement("count_spans_before")
@@ -345,6 +346,10 @@ class LogQueries:
         truncated = len(rows) > MAX_TRACE_LOGS
         spans = records(_TRACE_SPANS.run(cur, {"trace_id": trace_id}))
         return [log_record(r) for r in rows[:MAX_TRACE_LOGS]], [span_record(s) for s in spans], truncated
+
+    def service_names(self) -> list[str]:
+        """Every service name of the stored logs and spans, sorted."""
+        return [row["service_name"] for row in records(_SERVICE_NAMES.run(self.store.cursor(), {}))]
 
     def stats(self, filters: LogFilter, now_ns: int | None = None) -> dict[str, Any]:
         clauses, params = filters.where()

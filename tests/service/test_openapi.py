@@ -29,8 +29,9 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     # With both tokens, as a service beyond loopback runs: the fuzzer also checks that requests without
     # them, or with made-up ones, are refused.
     app = create_app(
-        data_dir=tmp_path_factory.mktemp("fuzz") / "data", api_token=API_TOKEN, ingest_token=INGEST_TOKEN
-    )
+        data_dir=tmp_path_factory.mktemp("fuzz") / "data", api_token=API_TOKEN, ingest_token=INGEST_TOKEN,
+        tail_stream_seconds=0,  # one look per live-tail stream: the fuzzer reads each answer to its end
+    )  # fmt: skip
     records = [
         make_record(f"record {i} rows", timestamp=1_790_000_000_000_000_000 + i * 10**9, trace_id=TRACE,
                     span_id=7, severity=[SeverityNumber.INFO, SeverityNumber.ERROR][i % 2],
