@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.ui.browser_setup import DEFAULT_CHROMIUM, BrowserUnavailable, obtain_chromium
 
@@ -52,3 +52,17 @@ def browser(chromium: str | None) -> Iterator[Browser]:
         )  # fmt: skip
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a context of its own, sized by the test module's ``VIEWPORT`` (1400 x 900 when it
+    sets none); a script error in the page fails the test."""
+    viewport = getattr(request.module, "VIEWPORT", {"width": 1400, "height": 900})
+    context = browser.new_context(viewport=viewport)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], f"script errors in the page: {errors}"

@@ -134,15 +134,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    context.close()
-    assert errors == [], f"script errors in the page: {errors}"
+# The page fixture (tests/ui/conftest.py) opens pages this size.
+VIEWPORT = {"width": 1280, "height": 860}
 
 
 def test_filter_search_and_highlight(server: LiveServer, page: Page) -> None:
