@@ -12,8 +12,9 @@ WEBHOOK = {"type": "webhook", "url": "https://hooks.example.com/alerts/abc123"}
 
 
 def test_a_rule_is_created_listed_edited_and_deleted(client: FlaskClient) -> None:
-    sent = {"name": "nightly freshness", "kind": "freshness", "pipeline_ids": ["p1", "p2"], "for_seconds": 120,
-            "params": {"window_seconds": 93600}, "notify": [WEBHOOK, {"type": "email", "to": ["a@example.com"]}]}  # fmt: skip
+    email = {"type": "email", "to": ["a@example.com"]}
+    sent = {"name": "nightly freshness", "kind": "freshness", "pipeline_ids": ["p1", "p2"],
+            "for_seconds": 120, "params": {"window_seconds": 93600}, "notify": [WEBHOOK, email]}  # fmt: skip
     response = client.post("/api/alerts/rules", json=sent)
     assert response.status_code == 201, response.json
     rule = response.json
