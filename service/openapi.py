@@ -397,6 +397,9 @@ def _otlp(signal: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
+    # Imported here: the alerts' description is built with this module's helpers.
+    from service.alerts.openapi import ALERT_PATHS, ALERT_SCHEMAS
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -405,7 +408,7 @@ def document() -> dict[str, Any]:
             "description": "OpenTelemetry logs and traces of dlt pipelines, stored in DuckDB.",
         },
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **ALERT_SCHEMAS},
             "securitySchemes": {
                 "api": {"type": "http", "scheme": "bearer", "description": "PIPETRACE_API_TOKEN, when set"},
                 "ingest": {
@@ -680,5 +683,6 @@ def document() -> dict[str, Any]:
                     ),
                 }
             },
+            **ALERT_PATHS,
         },
     }
