@@ -91,6 +91,21 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class Change:
+    """An instance whose state or details an evaluation changed, and what the change causes."""
+
+    instance: Instance
+    rule_name: str
+    from_state: str
+    silenced: bool
+    notifications: Sequence[Notification]
+
+
+# A rule evaluated, and its error (None when it was evaluated).
+Evaluated = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
 class Delivery:
     id: str
     rule_id: str
@@ -169,10 +184,6 @@ class AlertStore:
     def rules(self) -> list[StoredRule]:
         return [_rule(row) for row in records(_RULES.run(self.store.cursor(), {}))]
 
-    def mark_evaluated(self, rule_id: str, now: datetime.datetime, error: str | None) -> None:
-        with self.store.writer() as cur:
-            _RULE_EVALUATED.run(cur, {"id": rule_id, "now": now, "error": error})
-
     def instances(self) -> dict[str, dict[str, Instance]]:
         """Every rule's subjects, by rule id and key."""
         found: dict[str, dict[str, Instance]] = {}
@@ -184,39 +195,39 @@ class AlertStore:
             found.setdefault(instance.rule_id, {})[instance.key] = instance
         return found
 
-    def save(
-        self,
-        instance: Instance,
-        *,
-        rule_name: str,
-        from_state: str,
-        silenced: bool,
-        notifications: Sequence[Notification],
-        now: datetime.datetime,
-    ) -> None:
-        """Keep an instance's state and, in the same transaction, its transition (when the state
-        changed) and the notifications it causes, pending."""
+    def save(self, changes: Sequence[Change], evaluated: Sequence[Evaluated], now: datetime.datetime) -> None:
+        """Keep one evaluation's outcome in one transaction: each changed instance's state, its
+        transition (when the state changed) and the notifications it causes (pending), and when each
+        rule was evaluated. One transaction, not one per subject: commits are the cost here."""
         with self.store.writer() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
-                _INSTANCE_UPSERT.run(cur, {
-                    "rule_id": instance.rule_id, "key": instance.key, "state": instance.state,
-                    "since": instance.since or now, "active_since": instance.active_since,
-                    "notified_at": instance.notified_at, "details": orjson.dumps(instance.details).decode(),
-                })  # fmt: skip
-                history_id = None
-                if from_state != instance.state or notifications:
-                    history_id = _HISTORY_INSERT.run(cur, {
-                        "rule_id": instance.rule_id, "rule_name": rule_name, "key": instance.key,
-                        "from_state": from_state, "to_state": instance.state, "at": now,
-                        "silenced": silenced, "details": orjson.dumps(instance.details).decode(),
-                    }).fetchall()[0][0]  # fmt: skip
-                for notification in notifications:
-                    self._queue(cur, instance.rule_id, history_id, notification, now)
+                for change in changes:
+                    self._save_change(cur, change, now)
+                for rule_id, error in evaluated:
+                    _RULE_EVALUATED.run(cur, {"id": rule_id, "now": now, "error": error})
                 cur.execute("COMMIT")
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
+
+    def _save_change(self, cur: Any, change: Change, now: datetime.datetime) -> None:
+        instance = change.instance
+        details = orjson.dumps(instance.details).decode()
+        _INSTANCE_UPSERT.run(cur, {
+            "rule_id": instance.rule_id, "key": instance.key, "state": instance.state,
+            "since": instance.since or now, "active_since": instance.active_since,
+            "notified_at": instance.notified_at, "details": details,
+        })  # fmt: skip
+        history_id = None
+        if change.from_state != instance.state or change.notifications:
+            history_id = _HISTORY_INSERT.run(cur, {
+                "rule_id": instance.rule_id, "rule_name": change.rule_name, "key": instance.key,
+                "from_state": change.from_state, "to_state": instance.state, "at": now,
+                "silenced": change.silenced, "details": details,
+            }).fetchall()[0][0]  # fmt: skip
+        for notification in change.notifications:
+            self._queue(cur, instance.rule_id, history_id, notification, now)
 
     def queue(self, rule_id: str, notification: Notification, now: datetime.datetime) -> str:
         """Queue a notification outside any transition (a test notification); return its id."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from exporters.store.alert_queries import AlertQueries
-from exporters.store.alerts import AlertStore, Instance, Notification, StoredRule
+from exporters.store.alerts import AlertStore, Change, Evaluated, Instance, Notification, StoredRule
 from service.alerts import messages
 from service.alerts.conditions import Condition, Counters, conditions
 
@@ -50,7 +50,8 @@ class Evaluator:
         now = self.clock()
         instances = self.alerts.instances()
         silences = [s for s in self.alerts.silences() if s["until_time"] > now]
-        queued = 0
+        changes: list[Change] = []
+        evaluated: list[Evaluated] = []
         for rule in self.alerts.rules():
             if not rule.definition.get("enabled", True):
                 continue
@@ -59,14 +60,17 @@ class Evaluator:
             except Exception as exc:
                 # One rule's failure (a query the store refused) leaves the others evaluated.
                 _logger.exception("alert rule %s (%s) could not be evaluated", rule.id, rule.name)
-                self.alerts.mark_evaluated(rule.id, now, f"{type(exc).__name__}: {exc}")
+                evaluated.append((rule.id, f"{type(exc).__name__}: {exc}"))
                 continue
             current = instances.get(rule.id, {})
             for key in sorted(set(findings) | set(current)):
                 instance = current.get(key) or Instance(rule.id, key, "ok", now)
-                queued += self._step(rule, instance, findings.get(key), now, silences)
-            self.alerts.mark_evaluated(rule.id, now, None)
-        return queued
+                change = self._step(rule, instance, findings.get(key), now, silences)
+                if change is not None:
+                    changes.append(change)
+            evaluated.append((rule.id, None))
+        self.alerts.save(changes, evaluated, now)
+        return sum(len(change.notifications) for change in changes)
 
     def _step(
         self,
@@ -75,7 +79,8 @@ class Evaluator:
         finding: dict[str, Any] | None,
         now: datetime.datetime,
         silences: Sequence[Mapping[str, Any]],
-    ) -> int:
+    ) -> Change | None:
+        """Move one subject on; the change to keep, or None when nothing changed."""
         before, details_before = instance.state, instance.details
         definition = rule.definition
         event: str | None = None
@@ -112,12 +117,11 @@ class Evaluator:
             ]
             if event != "resolved":
                 instance.notified_at = now
-        if instance.state != before or notifications or instance.details != details_before:
-            if instance.state != before:
-                _logger.info("alert %s [%s] %s -> %s", rule.name, instance.key, before, instance.state)
-            self.alerts.save(instance, rule_name=rule.name, from_state=before, silenced=silenced,
-                             notifications=notifications, now=now)  # fmt: skip
-        return len(notifications)
+        if instance.state == before and not notifications and instance.details == details_before:
+            return None
+        if instance.state != before:
+            _logger.info("alert %s [%s] %s -> %s", rule.name, instance.key, before, instance.state)
+        return Change(instance, rule.name, before, silenced, notifications)
 
     def test_message(self, rule: StoredRule, now: datetime.datetime) -> dict[str, Any]:
         """A firing alert that says it is a test, for the "send test notification" action."""
