@@ -117,7 +117,7 @@ class Evaluator:
             ]
             if event != "resolved":
                 instance.notified_at = now
-        if instance.state == before and not notifications and instance.details == details_before:
+        if instance.state == before and not notifications and _same(instance.details, details_before):
             return None
         if instance.state != before:
             _logger.info("alert %s [%s] %s -> %s", rule.name, instance.key, before, instance.state)
@@ -141,3 +141,14 @@ def _silenced(rule: StoredRule, instance: Instance, silences: Sequence[Mapping[s
             continue
         return True
     return False
+
+
+# Figures that move with every evaluation (an age, a count): a change of these alone is not written,
+# so a firing freshness rule costs no write per evaluation. A new run, trace or error is.
+_MOVING = frozenset({"value", "summary"})
+
+
+def _same(details: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+    return {k: v for k, v in details.items() if k not in _MOVING} == {
+        k: v for k, v in before.items() if k not in _MOVING
+    }

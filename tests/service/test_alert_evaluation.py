@@ -324,3 +324,22 @@ def test_a_silence_of_the_rule_or_the_pipeline_holds_notifications_back_until_it
         ("firing", loud.id),
         ("firing", muted.id),
     ]
+
+
+def test_a_disabled_rule_is_not_evaluated_and_history_pages_newest_first(
+    app: Flask, clock: Clock, receiver: WebhookReceiver
+) -> None:
+    client = app.test_client()
+    off = add_rule(client, kind="run_failed", enabled=False, notify=webhook(receiver))
+    on = add_rule(client, kind="run_failed", notify=webhook(receiver))
+    for name in ("a", "b", "c"):
+        add_run(app, add_pipeline(app, name), "failed", clock.now)
+    cycle(app, clock)
+    assert client.get(f"/api/alerts/rules/{off['id']}").json["evaluated_at"] is None
+    assert rule_state(client, off["id"]) == "ok" and len(receiver.received) == 3
+    first = client.get("/api/alerts/history?limit=2").json
+    assert len(first["history"]) == 2 and first["next_before"] == first["history"][-1]["id"]
+    rest = client.get(f"/api/alerts/history?limit=2&before={first['next_before']}").json
+    assert len(rest["history"]) == 1 and rest["next_before"] is None
+    ids = [h["id"] for h in first["history"] + rest["history"]]
+    assert ids == sorted(ids, reverse=True) and {h["rule_id"] for h in first["history"]} == {on["id"]}
