@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, current_app
 
 from exporters.store import TelemetryStore
 from exporters.store.alert_queries import AlertQueries
-from exporters.store.alerts import AlertStore
+from exporters.store.alerts import AlertStore, iso
 from service.alerts.conditions import Counters
 from service.alerts.delivery import Deliverer, DeliverySettings
 from service.alerts.evaluator import Clock, Evaluator, utc_now
@@ -25,11 +26,26 @@ class Alerts:
     evaluator: Evaluator
     deliverer: Deliverer
     worker: Periodic | None = None
+    last_run_at: str | None = None
+    last_error: str | None = None
 
     def run_once(self) -> None:
-        """One evaluation, then every pending notification (this one's and any a restart left)."""
-        self.evaluator.evaluate_once()
-        self.deliverer.deliver_pending()
+        """One evaluation, then every pending notification (this one's and any a restart left). A
+        failure (the store unavailable) is kept for /readyz and raised for the loop to log; the next
+        interval tries again."""
+        try:
+            self.evaluator.evaluate_once()
+            self.deliverer.deliver_pending()
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.last_run_at = iso(self.evaluator.clock())
+        self.last_error = None
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: when the rules were last evaluated and what failed then, if anything."""
+        return {"last_run_at": self.last_run_at, "error": self.last_error}
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:

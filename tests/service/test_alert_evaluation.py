@@ -343,3 +343,11 @@ def test_a_disabled_rule_is_not_evaluated_and_history_pages_newest_first(
     assert len(rest["history"]) == 1 and rest["next_before"] is None
     ids = [h["id"] for h in first["history"] + rest["history"]]
     assert ids == sorted(ids, reverse=True) and {h["rule_id"] for h in first["history"]} == {on["id"]}
+
+
+def test_readyz_says_when_the_rules_were_last_evaluated(app: Flask, clock: Clock) -> None:
+    client = app.test_client()
+    assert client.get("/readyz").json["alerts"] == {"last_run_at": None, "error": None}
+    cycle(app, clock, 5)
+    expected = clock.now.isoformat().replace("+00:00", "Z")
+    assert client.get("/readyz").json["alerts"] == {"last_run_at": expected, "error": None}
