@@ -23,6 +23,12 @@ class AlertQueries:
     def __init__(self, store: TelemetryStore) -> None:
         self.store = store
 
+    def for_one_evaluation(self) -> AlertQueries:
+        """Queries whose run reads are shared by the rules of one evaluation: each is read once for
+        every pipeline and each rule takes its pipelines from it (50 rules cost a few scans of
+        ``runs``, not 50)."""
+        return _SharedRunReads(self.store)
+
     def latest_finished_runs(self, pipeline_ids: Sequence[str], succeeded_only: bool) -> list[dict[str, Any]]:
         """The newest finished (or succeeded) run of each pipeline; all pipelines when none are named."""
         values = {"pipeline_ids": list(pipeline_ids), "succeeded_only": succeeded_only}
@@ -63,6 +69,38 @@ class AlertQueries:
         return {
             row["key"]: int(row["matches"]) for row in records(_LOG_MATCHES.run(self.store.cursor(), values))
         }
+
+
+class _SharedRunReads(AlertQueries):
+    def __init__(self, store: TelemetryStore) -> None:
+        super().__init__(store)
+        self._latest: dict[bool, list[dict[str, Any]]] = {}
+        self._last_success: list[dict[str, Any]] | None = None
+        self._recent: dict[int, dict[str, list[dict[str, Any]]]] = {}
+
+    def latest_finished_runs(self, pipeline_ids: Sequence[str], succeeded_only: bool) -> list[dict[str, Any]]:
+        if succeeded_only not in self._latest:
+            self._latest[succeeded_only] = super().latest_finished_runs((), succeeded_only)
+        return _of(self._latest[succeeded_only], pipeline_ids)
+
+    def last_success(self, pipeline_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if self._last_success is None:
+            self._last_success = super().last_success(())
+        return _of(self._last_success, pipeline_ids)
+
+    def recent_runs(self, pipeline_ids: Sequence[str], per_pipeline: int) -> dict[str, list[dict[str, Any]]]:
+        if per_pipeline not in self._recent:
+            self._recent[per_pipeline] = super().recent_runs((), per_pipeline)
+        runs = self._recent[per_pipeline]
+        return {p: r for p, r in runs.items() if p in pipeline_ids} if pipeline_ids else dict(runs)
+
+
+def _of(rows: list[dict[str, Any]], pipeline_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of the named pipelines; all rows when none are named."""
+    if not pipeline_ids:
+        return list(rows)
+    wanted = set(pipeline_ids)
+    return [row for row in rows if row["pipeline_id"] in wanted]
 
 
 def _ns(value: datetime.datetime) -> int:

@@ -50,13 +50,14 @@ class Evaluator:
         now = self.clock()
         instances = self.alerts.instances()
         silences = [s for s in self.alerts.silences() if s["until_time"] > now]
+        queries = self.queries.for_one_evaluation()
         changes: list[Change] = []
         evaluated: list[Evaluated] = []
         for rule in self.alerts.rules():
             if not rule.definition.get("enabled", True):
                 continue
             try:
-                findings = self._conditions[rule.kind](self.queries, {**rule.definition, "id": rule.id}, now)
+                findings = self._conditions[rule.kind](queries, {**rule.definition, "id": rule.id}, now)
             except Exception as exc:
                 # One rule's failure (a query the store refused) leaves the others evaluated.
                 _logger.exception("alert rule %s (%s) could not be evaluated", rule.id, rule.name)

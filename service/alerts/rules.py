@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from exporters.store.alerts import iso
 from service.errors import bad_parameter
 from service.params import LEVELS, parse_identifier
 
@@ -215,8 +216,6 @@ def parse_rule(
 def rule_json(rule: Any, instances: Mapping[str, Any]) -> dict[str, Any]:
     """A stored rule as the API answers it: its definition, its state (the worst of its subjects') and
     each subject's state."""
-    from exporters.store.alerts import iso
-
     subjects = [instance.as_json() for instance in instances.values()]
     order = {"firing": 3, "pending": 2, "resolved": 1, "ok": 0}
     state = max((s["state"] for s in subjects), key=order.__getitem__, default="ok")
