@@ -83,7 +83,9 @@ def install_alerts(app: Flask, alerts: Alerts, interval_seconds: float) -> None:
     """Keep ``alerts`` on the app and, unless the interval is 0, evaluate every interval."""
     app.extensions[EXTENSION_KEY] = alerts
     if interval_seconds > 0:
-        alerts.worker = Periodic("alerts", interval_seconds, alerts.run_once)
+        # The first evaluation one interval after the start: by then the service listens and knows
+        # its address, which the notifications' links use.
+        alerts.worker = Periodic("alerts", interval_seconds, alerts.run_once, wait_first=True)
         alerts.worker.start()
 
 
