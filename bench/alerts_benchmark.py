@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -142,6 +143,8 @@ def main() -> None:
         "steady_evaluation_seconds": [round(s, 3) for s in steady],
         "query_seconds_by_kind": {kind: round(seconds, 3) for kind, seconds in query_seconds.items()},
         "subject_states": states,
+        # This machine is shared: the load average says how much else ran meanwhile.
+        "load_average_1m": round(os.getloadavg()[0], 1),
         "evaluation_errors": errors,
     }
     RESULTS.mkdir(exist_ok=True)
