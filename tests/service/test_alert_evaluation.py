@@ -351,3 +351,100 @@ def test_readyz_says_when_the_rules_were_last_evaluated(app: Flask, clock: Clock
     cycle(app, clock, 5)
     expected = clock.now.isoformat().replace("+00:00", "Z")
     assert client.get("/readyz").json["alerts"] == {"last_run_at": expected, "error": None}
+
+
+class Scenario:
+    """One rule kind, and how to make its condition hold for a pipeline and then clear."""
+
+    def __init__(self, app: Flask, clock: Clock) -> None:
+        self.app, self.clock = app, clock
+        self.pipeline = add_pipeline(app)
+        self.counters: dict[str, Any] = {"logs": {"breaker": "closed", "dropped": 0, "spool": None}}
+
+    def logs(self, count: int) -> None:
+        now_ns = int(self.clock.now.timestamp() * 1e9)
+        attributes = {"pipeline.id": self.pipeline.id}
+        error = SeverityNumber.ERROR
+        records = [
+            make_record("boom", timestamp=now_ns - i, severity=error, attributes=attributes)
+            for i in range(count)
+        ]
+        state(self.app).log_exporter.export(records)
+
+    def setup(self, kind: str) -> dict[str, Any]:
+        if kind == "slow_run":
+            for _ in range(3):
+                add_run(self.app, self.pipeline, "succeeded", self.clock.advance(60), 10)
+        return {
+            "run_failed": {},
+            "no_rows": {},
+            "freshness": {"window_seconds": 600},
+            "slow_run": {"factor": 3},
+            "log_condition": {"window_seconds": 3600, "threshold": 1, "level": "ERROR"},
+            "ingest_health": {},
+        }[kind]
+
+    def make_true(self, kind: str) -> None:
+        now = self.clock.now
+        if kind == "run_failed":
+            add_run(self.app, self.pipeline, "failed", now)
+        elif kind == "no_rows":
+            add_run(self.app, self.pipeline, "succeeded", now, rows_loaded={})
+        elif kind == "freshness":
+            add_run(self.app, self.pipeline, "succeeded", now - datetime.timedelta(seconds=700), 1)
+        elif kind == "slow_run":
+            add_run(self.app, self.pipeline, "succeeded", now, 40)
+        elif kind == "log_condition":
+            self.logs(2)
+        else:
+            self.counters["logs"] = {
+                "breaker": "open",
+                "last_error": "disk full",
+                "dropped": 0,
+                "spool": None,
+            }
+
+    def make_false(self, kind: str) -> None:
+        now = self.clock.now
+        if kind == "log_condition":
+            self.clock.advance(3600)  # the records leave the window
+        elif kind == "ingest_health":
+            self.counters["logs"] = {"breaker": "closed", "dropped": 0, "spool": None}
+        else:
+            add_run(self.app, self.pipeline, "succeeded", now - datetime.timedelta(seconds=10), 10,
+                    rows_loaded={"orders": 1})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind", ["run_failed", "no_rows", "freshness", "slow_run", "log_condition", "ingest_health"]
+)
+def test_every_kind_fires_once_repeats_is_silenced_and_resolves_once(
+    app: Flask, clock: Clock, receiver: WebhookReceiver, kind: str
+) -> None:
+    client = app.test_client()
+    scenario = Scenario(app, clock)
+    running = alerts(app)
+    running.evaluator = Evaluator(running.store, running.evaluator.queries, lambda: scenario.counters,
+                                  running.evaluator.base_url, clock)  # fmt: skip
+    pipelines = [] if kind == "ingest_health" else [scenario.pipeline.id]
+    params = scenario.setup(kind)
+    rule = add_rule(client, kind=kind, pipeline_ids=pipelines, params=params, repeat_seconds=120,
+                    notify=webhook(receiver))  # fmt: skip
+    cycle(app, clock, 1)
+    assert rule_state(client, rule["id"]) == "ok" and receiver.received == []
+    scenario.make_true(kind)
+    cycle(app, clock, 1)
+    cycle(app, clock, 60)
+    assert statuses(receiver) == ["firing"]
+    cycle(app, clock, 60)
+    assert statuses(receiver) == ["firing", "firing"]
+    until = (clock.now + datetime.timedelta(seconds=300)).isoformat().replace("+00:00", "Z")
+    silence = client.post("/api/alerts/silences", json={"rule_id": rule["id"], "until": until}).json
+    cycle(app, clock, 150)  # a repeat was due, but the rule is silenced
+    assert statuses(receiver) == ["firing", "firing"] and rule_state(client, rule["id"]) == "firing"
+    assert client.delete(f"/api/alerts/silences/{silence['id']}", json={}).status_code == 204
+    scenario.make_false(kind)
+    cycle(app, clock, 1)
+    cycle(app, clock, 200)
+    assert statuses(receiver) == ["firing", "firing", "resolved"]
+    assert rule_state(client, rule["id"]) == "resolved"
