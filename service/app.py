@@ -22,12 +22,13 @@ from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry
+from service.alerts.service import build_alerts, install_alerts, stop_alerts
 from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.retention import RetentionWorker
-from service.routes import backup, health, logs, otlp, pipelines, services, traces, ui
+from service.routes import alerts, backup, health, logs, otlp, pipelines, services, traces, ui
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
 from service.settings import Settings
@@ -97,6 +98,7 @@ def create_app(
     install_security_headers(app)
     _install_cors(app, settings)
     for blueprint in (
+        alerts.blueprint,
         health.blueprint,
         logs.blueprint,
         otlp.blueprint,
@@ -130,7 +132,13 @@ def create_app(
         )
         worker.start()
         app.extensions["pipetrace.retention"] = worker
-    problem = app.extensions[EXTENSION_KEY].unready_because()
+    service = app.extensions[EXTENSION_KEY]
+    install_alerts(
+        app,
+        build_alerts(settings, store, service.ingest_counters, lambda: app.config.get("PIPETRACE_URL")),
+        settings.alert_interval_seconds,
+    )
+    problem = service.unready_because()
     if problem is None:
         _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
     else:  # degraded, not stopped: it spools what arrives and recovers when the store does
@@ -204,6 +212,7 @@ def _wire_telemetry(
 
 def close_app(app: Flask) -> None:
     """Flush queued telemetry into the store, then close it."""
+    stop_alerts(app)
     worker: RetentionWorker | None = app.extensions.pop("pipetrace.retention", None)
     if worker is not None:
         worker.stop()

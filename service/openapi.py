@@ -436,6 +436,9 @@ def _otlp(signal: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
+    # Imported here: the alerts' description is built with this module's helpers.
+    from service.alerts.openapi import ALERT_PATHS, ALERT_SCHEMAS
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -444,7 +447,7 @@ def document() -> dict[str, Any]:
             "description": "OpenTelemetry logs and traces of dlt pipelines, stored in DuckDB.",
         },
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **ALERT_SCHEMAS},
             "securitySchemes": {
                 "api": {"type": "http", "scheme": "bearer", "description": "PIPETRACE_API_TOKEN, when set"},
                 "ingest": {
@@ -826,5 +829,6 @@ def document() -> dict[str, Any]:
                     ),
                 }
             },
+            **ALERT_PATHS,
         },
     }

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from service.alerts.service import alerts_of
 from service.auth import presents_token
 from service.openapi import document
 from service.state import state
@@ -39,6 +40,7 @@ def readyz() -> Response:
             "error": problem,
         }
         body["ingest"] = service.ingest_counters()
+        body["alerts"] = alerts_of().status()
         # Where the OTLP/gRPC receiver listens; null when it is off (or the app runs without `serve`).
         body["otlp_grpc"] = current_app.config.get("PIPETRACE_GRPC_ADDRESS")
     response = jsonify(body)
