@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from exporters import anyvalue
+from exporters.records import PROMOTED_KEYS
 from exporters.store.connection import TelemetryStore
-from exporters.store.ingest import PROMOTED_KEYS
 from exporters.store.search_index import needle_grams
 from exporters.store.statements import record, records, statement
 from service.params import LEVELS, NS, Cursor, format_time, level_name

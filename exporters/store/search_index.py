@@ -21,6 +21,12 @@ retention can drop whole hours.
 The table is the index; this process also keeps it in memory (gram -> bit set of blocks), loaded on
 first use and kept current by every insert, because one gram lookup in DuckDB costs more than the
 whole answer for a needle found nowhere.
+
+Writing it: a batch within one hour whose text is ASCII (the usual case) has its grams found here, in
+a few C calls over the whole batch's text (``text_grams``), and compared with the grams the hour
+already has, which this process keeps for the hours it writes (``SearchIndex.missing``); most batches
+then add nothing and run no statement. Any other batch runs ``sql/insert_search_grams.sql``, which
+finds the same grams in SQL (a test holds the two to the same answer).
 """
 
 from __future__ import annotations
@@ -32,11 +38,21 @@ from dataclasses import dataclass
 
 import duckdb
 
+from exporters.store.statements import statement
+
 BLOCK_NS = 3_600 * 1_000_000_000
 GRAM_LENGTH = 3
 _LETTER_RUNS = re.compile("[a-z]+")
+# Bytes a-z stay, A-Z become a-z, every other byte a space.
+_LOWER_LETTERS_ELSE_SPACE = bytes(
+    c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256)
+)
 _PIECE = 64
 _STEP = _PIECE - GRAM_LENGTH + 1
+# How many hours' grams ``SearchIndex.missing`` keeps: records arrive in time order, so the current
+# hour and a few before it.
+_WRITTEN_HOURS = 4
+_BLOCK_GRAMS = statement("block_grams")
 
 
 def grams_sql(source: str) -> str:
@@ -70,6 +86,25 @@ def grams_sql(source: str) -> str:
     """
 
 
+def text_grams(text: str) -> set[str] | None:
+    """The grams ``grams_sql`` finds in ``text`` (one block's), or None when the text is not ASCII.
+
+    Only for ASCII do Python's and DuckDB's lower-casing agree (``lower('\u212a')`` is ``k`` in both, but
+    not every letter is alike), and the index must hold what DuckDB's ``lower`` makes of the text,
+    because search looks for the needle in what DuckDB makes of the text. Splitting at spaces first
+    (as ``grams_sql`` does) changes nothing: spaces are not letters.
+    """
+    try:
+        ascii_text = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    # The runs of letters, lower-cased, each once: three C calls over the whole batch's text.
+    runs = set(ascii_text.translate(_LOWER_LETTERS_ELSE_SPACE).split())
+    return {
+        run[i : i + GRAM_LENGTH].decode("ascii") for run in runs for i in range(len(run) - GRAM_LENGTH + 1)
+    }
+
+
 def needle_grams(needle: str) -> set[str]:
     """The grams every block holding ``needle`` (already lowercased) must have."""
     return {
@@ -95,6 +130,10 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._blocks: dict[str, int] | None = None
         self._base = 0
+        # The grams the table holds for each of the last hours written (see ``missing``), and the first
+        # hour retention kept: an hour before it is never remembered, as its grams are being deleted.
+        self._written: dict[int, set[str]] = {}
+        self._first_kept = -(2**63)
 
     @property
     def loaded(self) -> bool:
@@ -113,9 +152,27 @@ class SearchIndex:
         with self._lock:
             self._blocks, self._base = table, base
 
+    def missing(self, cur: duckdb.DuckDBPyConnection, block: int, grams: set[str]) -> list[str]:
+        """The ``grams`` the table lacks for ``block``, read from it once per hour (in the writer's
+        transaction, ``cur``) and then remembered, with what each insert adds (``add``), for the
+        last few hours written. Remembering less than the table holds costs a repeated row, never a
+        missing one: what is remembered was read from the table or committed to it."""
+        with self._lock:
+            known = self._written.get(block)
+        if known is None:
+            known = {str(row[0]) for row in _BLOCK_GRAMS.run(cur, {"block": block}).fetchall()}
+            with self._lock:
+                if block >= self._first_kept:
+                    self._written[block] = known = self._written.get(block, set()) | known
+                    for old in sorted(self._written)[:-_WRITTEN_HOURS]:
+                        del self._written[old]
+        return sorted(grams - known)
+
     def forget_before(self, block: int) -> None:
         """Drop every block before ``block`` from the copy, as cleanup drops them from the table."""
         with self._lock:
+            self._first_kept = max(self._first_kept, block)
+            self._written = {b: grams for b, grams in self._written.items() if b >= block}
             if self._blocks is None or block <= self._base:
                 return
             shift = block - self._base
@@ -123,10 +180,14 @@ class SearchIndex:
             self._base = block
 
     def add(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Pairs committed to the table."""
         with self._lock:
-            if self._blocks is None:
-                return
             for block, gram in pairs:
+                written = self._written.get(block)
+                if written is not None:
+                    written.add(gram)
+                if self._blocks is None:
+                    continue
                 if block < self._base:  # a record older than any before it: move the origin back
                     shift = self._base - block
                     self._blocks = {g: bits << shift for g, bits in self._blocks.items()}
