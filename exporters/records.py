@@ -405,9 +405,10 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
             pairs[ident] = len(owners)
             owners.append(item)
     # BoundedAttributes iterates under a lock, key by key; its plain dict is read in one step.
-    plain = [getattr(attrs, "_dict", attrs) or _EMPTY for attrs in _column(records, "attributes")]
-    if not all(map(isinstance, plain, repeat(dict))):  # a Mapping of another kind: dict's C methods
-        plain = list(map(dict, plain))
+    held = _column(records, "attributes")
+    plain: list[dict[str, Any]] = list(map(getattr, held, repeat("_dict"), held))
+    if not all(map(isinstance, plain, repeat(dict))):  # None, or a Mapping of another kind
+        plain = [dict(attrs) if attrs is not None else _EMPTY for attrs in plain]
     attributes_json, typed = _attributes_json(plain)
     descriptions = _descriptions(owners, typed)
     if descriptions is None:
@@ -501,7 +502,7 @@ def _dropped_counts(records: list[Any]) -> list[int] | None:
     return list(map(add, by_limit, by_sender))
 
 
-def _attributes_json(plain: list[Mapping[str, Any]], typed: bool = False) -> tuple[str, bool]:
+def _attributes_json(plain: Sequence[Mapping[str, Any]], typed: bool = False) -> tuple[str, bool]:
     """Every record's attributes as one JSON array, and whether it is in the typed form.
 
     One ``orjson`` call per batch, not per record, when every value is plain JSON (see

@@ -80,13 +80,13 @@ def insert_logs(
     def run() -> StoredLogs:
         _insert_delivery(cur, values)
         if rows.stored_attributes is not None:
-            (stored,) = _INSERT_PROMOTED_LOGS.run(cur, values).fetchall()
+            (stored,) = _INSERT_PROMOTED_LOGS.run(cur, values, batch).fetchall()
         else:
-            (stored,) = _INSERT_LOGS.run(cur, values).fetchall()
+            (stored,) = _INSERT_LOGS.run(cur, values, batch).fetchall()
         if has_traces:
-            _INSERT_TRACE_WINDOWS.run(cur, values)
+            _INSERT_TRACE_WINDOWS.run(cur, values, batch)
         if grams is None:
-            found = _INSERT_SEARCH_GRAMS.run(cur, values).fetchall()
+            found = _INSERT_SEARCH_GRAMS.run(cur, values, batch).fetchall()
             new = [(int(block), str(gram)) for block, gram in found]
         else:
             block = lo // BLOCK_NS
@@ -117,7 +117,7 @@ def insert_spans(cur: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
     values = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py()}
 
     def run() -> int:
-        (stored,) = _INSERT_SPANS.run(cur, values).fetchall()
+        (stored,) = _INSERT_SPANS.run(cur, values, batch).fetchall()
         return int(stored[0])
 
     return _in_transaction(cur, batch, run)
@@ -126,7 +126,7 @@ def insert_spans(cur: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
 def _in_transaction(
     cur: duckdb.DuckDBPyConnection, batch: pa.Table, run: Callable[[], T], via_parquet: bool = False
 ) -> T:
-    """``run`` in one transaction with ``batch`` visible as ``incoming``.
+    """``run`` in one transaction; its statements read ``batch`` as ``incoming`` (``Statement.run``).
 
     DuckDB refuses to scan a Python-held Arrow table once the interpreter has begun to exit, and that
     is exactly when the SDK's batch processors make their last export (from an ``atexit`` hook). Then
@@ -135,7 +135,7 @@ def _in_transaction(
     """
     if not via_parquet:
         try:
-            with _registered(cur, batch), transaction(cur):  # unregistered after the rollback
+            with transaction(cur):
                 return run()
         except duckdb.InvalidInputException as exc:
             if "interpreter is shutting down" not in str(exc):
@@ -158,15 +158,6 @@ def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
             cur.execute("ROLLBACK")
         raise
     cur.execute("COMMIT")
-
-
-@contextmanager
-def _registered(cur: duckdb.DuckDBPyConnection, batch: pa.Table) -> Iterator[None]:
-    cur.register("incoming", batch)
-    try:
-        yield
-    finally:
-        cur.unregister("incoming")
 
 
 @contextmanager
