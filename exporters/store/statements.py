@@ -12,6 +12,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 from typing import Any
 
 import duckdb
@@ -54,7 +55,7 @@ def statement(name: str) -> Statement:
 def records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The rows of the statement ``cur`` just ran, each a dict by column name."""
     names = [column[0] for column in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return list(map(dict, map(zip, repeat(names), cur.fetchall())))
 
 
 def record(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
