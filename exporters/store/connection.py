@@ -29,7 +29,8 @@ from exporters.store.statements import record, statement
 
 _logger = logging.getLogger(__name__)
 
-# DuckDB imports pandas lazily, on the first register() of whichever thread gets there first. When an
+# DuckDB imports pandas lazily, on the first scan of a Python object by whichever thread gets there first
+# (``register()``, or the replacement scan the store reads its batches with). When an
 # exporter thread does that while the program's own thread imports pandas too (dlt does, in extract),
 # one of them gets a half-initialised module. Importing it here, once, before any exporter thread runs,
 # closes the race; programs without pandas are unaffected.
