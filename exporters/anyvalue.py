@@ -96,7 +96,9 @@ def api_values(values: Any, typed_form: bool) -> dict[str, Any]:
     plain value typed (plain JSON keeps every type a value read back from it can have)."""
     if not isinstance(values, Mapping):
         return {}
-    return dict(values) if typed_form else typed_map(values)
+    if typed_form or set(map(type, values.values())) <= {str}:  # strings are the same in both forms
+        return dict(values)
+    return typed_map(values)
 
 
 def api_map(text: str | None, typed_form: bool) -> dict[str, Any]:

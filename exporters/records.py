@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import add, attrgetter
 from typing import Any
 
@@ -70,6 +71,12 @@ LOG_SCHEMA = pa.schema(
 _DERIVED = ("id", "pipeline_id", "run_id", "stage", "attributes")
 LOG_ROW_SCHEMA = pa.schema(
     [field for field in LOG_SCHEMA if field.name not in _DERIVED] + [pa.field("row", pa.int32())]
+)
+# The same with the promoted columns, when the exporter derived them (``LogRows.stored_attributes``).
+PROMOTED_ROW_SCHEMA = pa.schema(
+    list(LOG_ROW_SCHEMA)
+    + [LOG_SCHEMA.field(name) for name in ("pipeline_id", "run_id", "stage")]
+    + [pa.field("promoted_keys", pa.uint8()), pa.field("promoted_places", pa.uint32())]
 )
 
 SPAN_SCHEMA = pa.schema(
@@ -235,15 +242,119 @@ class LogRows:
     ``key`` names the delivery: a 128-bit digest of everything the batch holds, in order. The store
     keeps one copy of a delivery (a retry, a replay, a spool drained twice) and every record of it,
     identical ones included. None means a delivery of its own, never a repeat.
+
+    Two short cuts the exporter takes when it can (both None otherwise, and the store derives the
+    same in SQL): ``stored_attributes``, the attributes without the promoted ones, set when every
+    promoted value is a string (``columns`` then holds the promoted columns: see ``promote``); and
+    ``search_text``, the batch's searchable text (bodies and attribute values, as
+    ``sql/insert_search_grams.sql`` reads them) for the search index.
     """
 
     columns: pa.Table
     attributes: str
     key: int | None = None
+    stored_attributes: str | None = None
+    search_text: str | None = None
 
     @property
     def num_rows(self) -> int:
         return int(self.columns.num_rows)
+
+
+# The attribute keys promoted to columns, in the order ``promoted_keys`` numbers them: bit i of
+# ``promoted_keys`` and byte i of ``promoted_places`` are key i's (``sql/insert_logs.sql``).
+PROMOTED_KEYS = ((PIPELINE_ID, "pipeline_id"), (RUN_ID, "run_id"), (STAGE, "stage"))
+_STRING_OR_ABSENT = {str, type(None)}
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """The promoted columns of a batch, and each record's attributes without the promoted ones."""
+
+    columns: dict[str, pa.Array]
+    attributes: Sequence[Mapping[str, Any]]
+
+
+def promote(
+    plain: list[dict[str, Any]],
+    inherited: list[Mapping[str, Any]],
+    pair_of_row: list[int] | None,
+    typed: bool,
+) -> Promoted | None:
+    """What ``sql/insert_logs.sql`` derives, in Python: each promoted key's value from the record's
+    attributes, else from its resource (``inherited``, one per (resource, scope) pair, ``pair_of_row``
+    saying whose each row is); bit i of ``promoted_keys`` set and the key left out of the attributes
+    when the record's own value is a string, byte i of ``promoted_places`` its place among them.
+
+    None when a promoted value is not a string, or a key is held without a value (both rare): the
+    store then derives the columns in SQL, which renders such values as DuckDB's JSON does. Every
+    loop over the records is a C loop (``map``); the rest is per distinct key order.
+    """
+    n = len(plain)
+    owns = [list(map(dict.get, plain, repeat(key))) for key, _ in PROMOTED_KEYS]
+    from_resource = [[attrs.get(key) for attrs in inherited] for key, _ in PROMOTED_KEYS]
+    for (key, _), own, values in zip(PROMOTED_KEYS, owns, from_resource, strict=True):
+        if not set(map(type, own)) <= _STRING_OR_ABSENT or not set(map(type, values)) <= _STRING_OR_ABSENT:
+            return None
+        if typed and sum(map(dict.__contains__, plain, repeat(key))) != n - own.count(None):
+            return None  # plain JSON holds no None (``anyvalue.plain_json``): only typed can
+    columns: dict[str, pa.Array] = {}
+    for own, values, (_, column) in zip(owns, from_resource, PROMOTED_KEYS, strict=True):
+        if None in own:
+            rows = values * n if pair_of_row is None else [values[p] for p in pair_of_row]
+            own = [o if o is not None else r for o, r in zip(own, rows, strict=True)]
+        columns[column] = pa.array(own, pa.string())
+    # Each record's promoted keys are those its attributes hold (all strings, as checked above), so
+    # the bits and places follow from the order of its keys alone.
+    orders = list(map(tuple, plain))
+    distinct = {names: i for i, names in enumerate(dict.fromkeys(orders))}
+    promoted_of = [_promoted_of(names) for names in distinct]
+    if len(promoted_of) == 1:
+        ((bits, places),) = promoted_of
+        columns["promoted_keys"] = pa.repeat(pa.scalar(bits, pa.uint8()), n)
+        columns["promoted_places"] = pa.repeat(pa.scalar(places, pa.uint32()), n)
+    else:
+        order_of_row = pa.array(list(map(distinct.__getitem__, orders)), pa.int32())
+        columns["promoted_keys"] = pa.array([b for b, _ in promoted_of], pa.uint8()).take(order_of_row)
+        columns["promoted_places"] = pa.array([p for _, p in promoted_of], pa.uint32()).take(order_of_row)
+    if not any(bits for bits, _ in promoted_of):
+        return Promoted(columns, plain)
+    attributes: list[dict[str, Any]] = list(map(dict, plain))
+    for key, _ in PROMOTED_KEYS:
+        deque(map(dict.pop, attributes, repeat(key), repeat(None)), maxlen=0)
+    return Promoted(columns, attributes)
+
+
+def _promoted_of(names: tuple[str, ...]) -> tuple[int, int]:
+    """``promoted_keys`` and ``promoted_places`` of a record whose attribute keys are ``names``: bit i
+    and byte i (its place, 1 = first, at most 255) are promoted key i's."""
+    bits = places = 0
+    for i, (key, _) in enumerate(PROMOTED_KEYS):
+        if key in names:
+            bits |= 1 << i
+            places |= min(names.index(key) + 1, 255) << (8 * i)
+    return bits, places
+
+
+def _search_text(bodies: list[Any], plain: list[dict[str, Any]], typed: bool) -> str | None:
+    """The batch's text as search reads it: bodies, string attribute values as they are, other values
+    as the JSON DuckDB renders them (``json_extract_string``), typed when the batch is. None when
+    such a JSON holds an escape, which two JSON writers may spell differently."""
+    values = list(chain.from_iterable(map(dict.values, plain)))
+    strings, others = values, []
+    if set(map(type, values)) != {str}:
+        strings = [v for v in values if v.__class__ is str]
+        others = [v for v in values if v.__class__ is not str]
+    rendered = ""
+    if others:
+        try:
+            rendered = orjson.dumps([anyvalue.typed(v) for v in others] if typed else others).decode()
+        except TypeError:
+            return None
+        if "\\" in rendered:
+            return None
+    # Only the set of letter runs counts: repeated texts (the same line, a run's ids) go in once.
+    return "\n".join(chain(set(bodies) - {None}, set(strings), (rendered,)))
 
 
 def _delivery_key(
@@ -293,11 +404,16 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
         if ident not in pairs:
             pairs[ident] = len(owners)
             owners.append(item)
-    attributes_json, typed = _attributes_json(records)
+    # BoundedAttributes iterates under a lock, key by key; its plain dict is read in one step.
+    held = _column(records, "attributes")
+    plain: list[dict[str, Any]] = list(map(getattr, held, repeat("_dict"), held))
+    if not all(map(isinstance, plain, repeat(dict))):  # None, or a Mapping of another kind
+        plain = [dict(attrs) if attrs is not None else _EMPTY for attrs in plain]
+    attributes_json, typed = _attributes_json(plain)
     descriptions = _descriptions(owners, typed)
     if descriptions is None:
         typed = True
-        attributes_json = _attributes_json(records, typed=True)[0]
+        attributes_json = _attributes_json(plain, typed=True)[0]
         descriptions = _descriptions(owners, typed) or []
     if len(descriptions) == 1:
         pair_of_row: list[int] | None = None
@@ -358,8 +474,18 @@ def log_table(batch: Sequence[ReadableLogRecord], received_ns: int | None = None
         "row": pa.array(range(n), pa.int32()),
         **described,
     }
-    table = pa.Table.from_arrays([columns[f.name] for f in LOG_ROW_SCHEMA], schema=LOG_ROW_SCHEMA)
-    return LogRows(table, attributes_json, key)
+    inherited = [o.resource.attributes if o.resource is not None else _EMPTY for o in owners]
+    promoted = promote(plain, inherited, pair_of_row, typed)
+    if promoted is None:
+        table = pa.Table.from_arrays([columns[f.name] for f in LOG_ROW_SCHEMA], schema=LOG_ROW_SCHEMA)
+        return LogRows(table, attributes_json, key, search_text=_search_text(bodies, plain, typed))
+    columns |= promoted.columns
+    table = pa.Table.from_arrays([columns[f.name] for f in PROMOTED_ROW_SCHEMA], schema=PROMOTED_ROW_SCHEMA)
+    stored = attributes_json
+    if promoted.attributes is not plain:  # a part of what was written in this form already: it fits
+        kept = [anyvalue.typed_map(a) for a in promoted.attributes] if typed else promoted.attributes
+        stored = orjson.dumps(kept).decode()
+    return LogRows(table, attributes_json, key, stored, _search_text(bodies, plain, typed))
 
 
 def _body_value(body: Any) -> str:
@@ -376,7 +502,7 @@ def _dropped_counts(records: list[Any]) -> list[int] | None:
     return list(map(add, by_limit, by_sender))
 
 
-def _attributes_json(records: list[Any], typed: bool = False) -> tuple[str, bool]:
+def _attributes_json(plain: Sequence[Mapping[str, Any]], typed: bool = False) -> tuple[str, bool]:
     """Every record's attributes as one JSON array, and whether it is in the typed form.
 
     One ``orjson`` call per batch, not per record, when every value is plain JSON (see
@@ -384,8 +510,6 @@ def _attributes_json(records: list[Any], typed: bool = False) -> tuple[str, bool
     while the whole batch costs 0.1 us a record. The store splits the array back into rows in SQL, off
     the GIL. Keys keep their order.
     """
-    # BoundedAttributes iterates under a lock, key by key; its plain dict is serialised in one step.
-    plain = [getattr(attrs, "_dict", attrs) or _EMPTY for attrs in _column(records, "attributes")]
     if not typed:
         text = anyvalue.plain_json(plain)
         if text is not None:

@@ -25,11 +25,12 @@ from exporters.records import LogRows
 from exporters.store import ingest
 from exporters.store.schema import migrate
 from exporters.store.search_index import BLOCK_NS, SearchIndex, TimeSpan
-from exporters.store.statements import Statement, record, statement
+from exporters.store.statements import record, statement
 
 _logger = logging.getLogger(__name__)
 
-# DuckDB imports pandas lazily, on the first register() of whichever thread gets there first. When an
+# DuckDB imports pandas lazily, on the first scan of a Python object by whichever thread gets there first
+# (``register()``, or the replacement scan the store reads its batches with). When an
 # exporter thread does that while the program's own thread imports pandas too (dlt does, in extract),
 # one of them gets a half-initialised module. Importing it here, once, before any exporter thread runs,
 # closes the race; programs without pandas are unaffected.
@@ -234,31 +235,31 @@ class TelemetryStore:
         """Store a delivery of log rows unless it was stored before; return how many rows were stored."""
         key = batch.key if batch.key is not None else uuid.uuid4().int
         params: dict[str, int | str] = {
-            "attributes": batch.attributes,
             "key": str(key),
             "signal": "logs",
             "now": time.time_ns(),
             "records": batch.num_rows,
         }
-        results = self._insert(ingest.LOG_STATEMENTS, "timestamp", batch.columns, params)
-        if not results:
+        if batch.num_rows == 0:
+            return 0
+        with self.writer() as cur:
+            stored = ingest.insert_logs(cur, batch, self._search_index, params)
+        if stored is None:
             return 0  # delivered before
-        _, stored, _, grams = results
         # After the commit: a search running meanwhile sees the batch as if it had asked a moment
         # earlier. A concurrent load() reads the committed pairs too; adding them twice is harmless.
-        self._search_index.add(grams)
-        if self._newest_log_ns is not None and batch.columns.num_rows:
+        self._search_index.add(stored.grams)
+        if self._newest_log_ns is not None:
             newest = pc.max(batch.columns.column("timestamp").cast(pa.int64())).as_py()
             self._newest_log_ns = max(self._newest_log_ns, newest)
-        return int(stored[0][0]) if stored else 0
+        return stored.rows
 
     def insert_spans(self, batch: pa.Table) -> int:
         """Store spans not stored before (by trace and span id); return how many were new."""
-        results = self._insert(ingest.SPAN_STATEMENTS, "start_time", batch)
-        if not results:
+        if batch.num_rows == 0:
             return 0
-        (stored,) = results
-        return int(stored[0][0]) if stored else 0
+        with self.writer() as cur:
+            return ingest.insert_spans(cur, batch)
 
     def search_index(self) -> SearchIndex:
         """The search index, read from the table on first use."""
@@ -302,20 +303,6 @@ class TelemetryStore:
         first_kept = before_ns // BLOCK_NS
         _DELETE_SEARCH_HOURS_BEFORE.run(cur, {"first_kept_block": first_kept})
         self._search_index.forget_before(first_kept)
-
-    def _insert(
-        self,
-        statements: tuple[Statement, ...],
-        time_column: str,
-        batch: pa.Table,
-        params: dict[str, int | str] | None = None,
-    ) -> ingest.Results:
-        """Run ``statements`` over ``batch`` in one transaction, holding the write lock (see
-        ``ingest.insert``). An empty batch stores nothing and opens nothing."""
-        if batch.num_rows == 0:
-            return []
-        with self.writer() as cur:
-            return ingest.insert(cur, statements, time_column, batch, params)
 
     def check_writable(self) -> str | None:
         """None when a write goes through; otherwise what went wrong. The write is rolled back."""

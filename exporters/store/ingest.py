@@ -2,64 +2,149 @@
 
 The writer's cursor comes from ``exporters.store.connection``; the batch is visible to the statements
 (``sql/insert_*.sql``) as ``incoming``.
+
+A batch of logs runs as few statements as it can, because at the OTel SDK's batch of 512 records each
+statement's fixed cost (planning it, scanning the registered batch) is most of the insert's time
+(``bench.exporter_throughput``): the delivery's key, the rows, then the trace windows only when a
+record has a trace, and the search index's grams only when the batch brings a new one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from exporters.records import PIPELINE_ID, RUN_ID, STAGE
-from exporters.store.statements import Statement, statement
-
-# The keys promoted from attributes to columns, in the order ``sql/insert_logs.sql`` numbers them:
-# bit i of ``promoted_keys`` and byte i of ``promoted_places`` are key i's.
-PROMOTED_KEYS = ((PIPELINE_ID, "pipeline_id"), (RUN_ID, "run_id"), (STAGE, "stage"))
+from exporters.records import LogRows
+from exporters.store.search_index import BLOCK_NS, SearchIndex, text_grams
+from exporters.store.statements import statement
 
 # Loaded now, not at the first insert, which may come from an ``atexit`` hook.
-INSERT_DELIVERY = statement("insert_delivery")
-LOG_STATEMENTS = (
-    INSERT_DELIVERY,
-    statement("insert_logs"),
-    statement("insert_trace_windows"),
-    statement("insert_search_grams"),
-)
-SPAN_STATEMENTS = (statement("insert_spans"),)
+_INSERT_DELIVERY = statement("insert_delivery")
+_INSERT_LOGS = statement("insert_logs")
+_INSERT_PROMOTED_LOGS = statement("insert_promoted_logs")
+_INSERT_TRACE_WINDOWS = statement("insert_trace_windows")
+_INSERT_SEARCH_GRAMS = statement("insert_search_grams")
+_INSERT_BLOCK_GRAMS = statement("insert_block_grams")
+_INSERT_SPANS = statement("insert_spans")
 
-Results = list[list[tuple[Any, ...]]]
+T = TypeVar("T")
 
 
-def insert(
+@dataclass(frozen=True)
+class StoredLogs:
+    """What an insert of logs stored: its row count and the (hour, gram) pairs new to the index."""
+
+    rows: int
+    grams: list[tuple[int, str]]
+
+
+class _DeliveredBefore(Exception):
+    """The delivery's key is stored already: the batch was stored before (and is rolled back now)."""
+
+
+def insert_logs(
     cur: duckdb.DuckDBPyConnection,
-    statements: tuple[Statement, ...],
-    time_column: str,
-    batch: pa.Table,
-    params: Mapping[str, int | str] | None = None,
-) -> Results:
-    """Run ``statements`` over ``batch`` (``incoming``) in one transaction on the writer's ``cur``;
-    return each one's rows (an INSERT's is its count, or what it RETURNs). ``lo`` and ``hi`` are the
-    batch's first and last ``time_column`` values. A delivery stored before (the first statement
-    inserts its key and returns nothing) stops there: [] and nothing stored."""
+    rows: LogRows,
+    index: SearchIndex,
+    params: Mapping[str, int | str],
+    via_parquet: bool = False,
+) -> StoredLogs | None:
+    """Store a delivery of log rows in one transaction on the writer's ``cur``, unless its key was
+    stored before (None: nothing stored). ``params`` are the delivery's (key, signal, now, records)."""
+    batch = rows.columns
     if batch.num_rows == 0:
-        return []
-    times = batch.column(time_column).cast(pa.int64())
-    window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
+        return StoredLogs(0, [])
+    times = batch.column("timestamp").cast(pa.int64())
+    lo, hi = pc.min(times).as_py(), pc.max(times).as_py()
+    values: dict[str, Any] = {
+        **params,
+        "lo": lo,
+        "hi": hi,
+        "attributes": rows.attributes,
+        "stored_attributes": rows.stored_attributes,
+    }
+    one_hour = lo // BLOCK_NS == hi // BLOCK_NS
+    grams = text_grams(rows.search_text) if rows.search_text is not None and one_hour else None
+    has_traces = batch.column("trace_id").null_count < batch.num_rows
+
+    def run() -> StoredLogs:
+        _insert_delivery(cur, values)
+        if rows.stored_attributes is not None:
+            (stored,) = _INSERT_PROMOTED_LOGS.run(cur, values, batch).fetchall()
+        else:
+            (stored,) = _INSERT_LOGS.run(cur, values, batch).fetchall()
+        if has_traces:
+            _INSERT_TRACE_WINDOWS.run(cur, values, batch)
+        if grams is None:
+            found = _INSERT_SEARCH_GRAMS.run(cur, values, batch).fetchall()
+            new = [(int(block), str(gram)) for block, gram in found]
+        else:
+            block = lo // BLOCK_NS
+            fresh = index.missing(cur, block, grams)
+            if fresh:
+                _INSERT_BLOCK_GRAMS.run(cur, {"block": block, "grams": fresh})
+            new = [(block, gram) for gram in fresh]
+        return StoredLogs(int(stored[0]), new)
+
     try:
-        return _run_registered(cur, statements, window, batch)
-    except duckdb.InvalidInputException as exc:
-        if "interpreter is shutting down" not in str(exc):
-            raise
-        with transaction(cur):
-            return insert_from_parquet(cur, statements, window, batch)
+        return _in_transaction(cur, batch, run, via_parquet)
+    except _DeliveredBefore:
+        return None
+
+
+def _insert_delivery(cur: duckdb.DuckDBPyConnection, values: Mapping[str, Any]) -> None:
+    try:
+        _INSERT_DELIVERY.run(cur, values)
+    except duckdb.ConstraintException as exc:  # the key, the table's only constraint a value can break
+        raise _DeliveredBefore from exc
+
+
+def insert_spans(cur: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
+    """Store the spans of ``batch`` not stored before (by trace and span id); return how many."""
+    if batch.num_rows == 0:
+        return 0
+    times = batch.column("start_time").cast(pa.int64())
+    values = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py()}
+
+    def run() -> int:
+        (stored,) = _INSERT_SPANS.run(cur, values, batch).fetchall()
+        return int(stored[0])
+
+    return _in_transaction(cur, batch, run)
+
+
+def _in_transaction(
+    cur: duckdb.DuckDBPyConnection, batch: pa.Table, run: Callable[[], T], via_parquet: bool = False
+) -> T:
+    """``run`` in one transaction; its statements read ``batch`` as ``incoming`` (``Statement.run``).
+
+    DuckDB refuses to scan a Python-held Arrow table once the interpreter has begun to exit, and that
+    is exactly when the SDK's batch processors make their last export (from an ``atexit`` hook). Then
+    the batch goes through a temporary Parquet file, which DuckDB reads without running Python code:
+    ``incoming`` is a view over it, so the statements are the same ones.
+    """
+    if not via_parquet:
+        try:
+            with transaction(cur):
+                return run()
+        except duckdb.InvalidInputException as exc:
+            if "interpreter is shutting down" not in str(exc):
+                raise
+    with tempfile.TemporaryDirectory(prefix="pipetrace-") as folder:
+        path = Path(folder) / "batch.parquet"
+        pq.write_table(batch, path)
+        with transaction(cur), _parquet_view(cur, path):
+            return run()
 
 
 @contextmanager
@@ -75,56 +160,11 @@ def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
     cur.execute("COMMIT")
 
 
-def _run_registered(
-    cur: duckdb.DuckDBPyConnection,
-    statements: tuple[Statement, ...],
-    params: Mapping[str, int | str],
-    batch: pa.Table,
-) -> Results:
-    """Run ``statements`` in one transaction with ``batch`` visible to them as ``incoming``.
-
-    The batch is registered outside the transaction and let go after it ended, rolled back included:
-    a clean-up statement run inside a failed transaction fails itself ("Current transaction is
-    aborted"), and its error would hide the one that matters (a corrupt block, a full disk)."""
-    cur.register("incoming", batch)
+@contextmanager
+def _parquet_view(cur: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    cur.read_parquet(str(path)).create_view("incoming")
     try:
-        with transaction(cur):
-            return _run_all(cur, statements, params)
+        yield
     finally:
-        with contextlib.suppress(duckdb.Error):  # the cursor is closed after the write anyway
-            cur.unregister("incoming")
-
-
-def _run_all(
-    cur: duckdb.DuckDBPyConnection, statements: tuple[Statement, ...], params: Mapping[str, int | str]
-) -> Results:
-    results = []
-    for sql in statements:
-        rows = sql.run(cur, params).fetchall()
-        if sql is INSERT_DELIVERY and not rows:
-            return []  # this delivery was stored before
-        results.append(rows)
-    return results
-
-
-def insert_from_parquet(
-    cur: duckdb.DuckDBPyConnection,
-    statements: tuple[Statement, ...],
-    window: Mapping[str, int | str],
-    batch: pa.Table,
-) -> Results:
-    """Insert through a temporary Parquet file, which DuckDB reads without running Python code.
-
-    DuckDB refuses to scan a Python-held Arrow table once the interpreter has begun to exit, and that
-    is exactly when the SDK's batch processors make their last export (from an ``atexit`` hook). The
-    file is ``incoming`` here: a view over it, so the statements are the same ones.
-    """
-    with tempfile.TemporaryDirectory(prefix="pipetrace-") as folder:
-        path = Path(folder) / "batch.parquet"
-        pq.write_table(batch, path)
-        cur.read_parquet(str(path)).create_view("incoming")
-        try:
-            return _run_all(cur, statements, window)
-        finally:
-            with contextlib.suppress(duckdb.Error):  # after a failed statement the rollback drops it
-                cur.execute("DROP VIEW IF EXISTS incoming")
+        with contextlib.suppress(duckdb.Error):  # after a failed statement the rollback drops it
+            cur.execute("DROP VIEW IF EXISTS incoming")

@@ -13,15 +13,15 @@ top-N's cut-off pushed into the scan: see ``pipeline_logs``).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from exporters import anyvalue
+from exporters.records import PROMOTED_KEYS
 from exporters.store.connection import TelemetryStore
-from exporters.store.ingest import PROMOTED_KEYS
 from exporters.store.search_index import END_OF_TIME_NS, needle_grams
 from exporters.store.statements import record, records, statement
 from service.params import LEVELS, NS, Cursor, format_time, level_name
@@ -119,10 +119,31 @@ def _json(text: str | None) -> Any:
     return orjson.loads(text) if text else {}
 
 
-def log_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def log_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Stored log rows as the API's records (``log_record``). The rows of one answer mostly share a
+    resource and a scope: each distinct one is decoded once, and the records share it (read only)."""
+    shared: dict[tuple[str, bool], dict[str, Any]] = {}
+    return [log_record(row, shared) for row in rows]
+
+
+def _shared_map(
+    shared: dict[tuple[str, bool], dict[str, Any]], text: str | None, typed: bool
+) -> dict[str, Any]:
+    if text is None:
+        return {}
+    found = shared.get((text, typed))
+    if found is None:
+        found = shared[(text, typed)] = anyvalue.api_map(text, typed)
+    return found
+
+
+def log_record(
+    row: Mapping[str, Any], shared: dict[tuple[str, bool], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """A stored log row (by ``LOG_COLUMNS``' names) as the API's record: every OTLP field, values typed
     (``exporters.anyvalue``), ``timestamp`` null when the record had no time of its own
-    (``sort_timestamp`` is what it is ordered and filtered by)."""
+    (``sort_timestamp`` is what it is ordered and filtered by). ``shared``: see ``log_records``."""
+    shared = {} if shared is None else shared
     typed_values = row["typed_values"]
     attributes_out = anyvalue.api_map(row["attributes"], typed_values)
     if row["promoted_keys"]:  # string attributes kept only in their columns (sql/insert_logs.sql) go back
@@ -134,11 +155,12 @@ def log_record(row: Mapping[str, Any]) -> dict[str, Any]:
     scope_schema_url = row["scope_schema_url"]
     has_scope = scope_name is not None or scope_attributes is not None or scope_schema_url is not None
     body_value = row["body_value"]
+    sort_timestamp = format_time(row["ts"])
     return {
         "id": format(row["id"], "016x"),
-        "timestamp": None if row["time_absent"] else format_time(row["ts"]),
+        "timestamp": None if row["time_absent"] else sort_timestamp,
         "observed_timestamp": format_time(row["observed"]),
-        "sort_timestamp": format_time(row["ts"]),
+        "sort_timestamp": sort_timestamp,
         "severity_text": row["severity_text"],
         "severity_number": row["severity_number"],
         "body": orjson.loads(body_value) if body_value is not None else row["body"],
@@ -146,7 +168,7 @@ def log_record(row: Mapping[str, Any]) -> dict[str, Any]:
             "name": scope_name,
             "version": row["scope_version"],
             "schema_url": scope_schema_url,
-            "attributes": anyvalue.api_map(scope_attributes, typed_values),
+            "attributes": _shared_map(shared, scope_attributes, typed_values),
             "dropped_attributes_count": row["scope_dropped_attributes_count"] or 0,
         }
         if has_scope
@@ -161,7 +183,7 @@ def log_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "stage": row["stage"],
         "attributes": attributes_out,
         "dropped_attributes_count": row["dropped_attributes_count"] or 0,
-        "resource": anyvalue.api_map(row["resource_attributes"], typed_values),
+        "resource": _shared_map(shared, row["resource_attributes"], typed_values),
         "resource_schema_url": row["resource_schema_url"],
         "resource_dropped_attributes_count": row["resource_dropped_attributes_count"] or 0,
     }
@@ -172,13 +194,15 @@ def _with_promoted(
 ) -> dict[str, Any]:
     """``attributes`` with the promoted ones back where they stood (byte i of ``places``, from 1; 0:
     not known, as in rows stored before schema 6, which go last)."""
-    items = list(attributes.items())
-    back = [
-        (places >> (8 * bit) & 0xFF or len(items) + 1 + bit, key, values[bit])
+    back = sorted(
+        (places >> (8 * bit) & 0xFF or len(attributes) + 1 + bit, key, values[bit])
         for bit, (key, _) in enumerate(PROMOTED_KEYS)
         if promoted_keys >> bit & 1
-    ]
-    for place, key, value in sorted(back):
+    )
+    if back[-1][0] == len(back):  # they stood first (places 1..k), the usual case
+        return {key: value for _, key, value in back} | attributes
+    items = list(attributes.items())
+    for place, key, value in back:
         items.insert(place - 1, (key, value))
     return dict(items)
 
@@ -345,7 +369,7 @@ class LogQueries:
             )
         truncated = len(rows) > MAX_TRACE_LOGS
         spans = records(_TRACE_SPANS.run(cur, {"trace_id": trace_id}))
-        return [log_record(r) for r in rows[:MAX_TRACE_LOGS]], [span_record(s) for s in spans], truncated
+        return log_records(rows[:MAX_TRACE_LOGS]), [span_record(s) for s in spans], truncated
 
     def service_names(self) -> list[str]:
         """Every service name of the stored logs and spans, sorted."""
@@ -463,7 +487,7 @@ def _page(rows: list[dict[str, Any]], limit: int) -> Page:
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = Cursor(rows[-1]["ts"], rows[-1]["id"]).encode()
-    return Page([log_record(row) for row in rows], next_cursor)
+    return Page(log_records(rows), next_cursor)
 
 
 def _after_cursor(clauses: list[str], params: Params, cursor: Cursor | None) -> tuple[list[str], Params]:

@@ -31,6 +31,12 @@ found nowhere. Its memory is bounded whatever times records carry (any ``timesta
 - The whole copy has a budget (a share of ``PIPETRACE_MEMORY_LIMIT``). When it would pass it, at load
   or on insert, the copy is dropped and search asks the table instead (``sql/search_span.sql``): the
   same answers, a few milliseconds slower, until the process starts again.
+
+Writing it: a batch within one hour whose text is ASCII (the usual case) has its grams found here, in
+a few C calls over the whole batch's text (``text_grams``), and compared with the grams the hour
+already has, which this process keeps for the hours it writes (``SearchIndex.missing``); most batches
+then add nothing and run no statement. Any other batch runs ``sql/insert_search_grams.sql``, which
+finds the same grams in SQL (a test holds the two to the same answer).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import duckdb
+
+from exporters.store.statements import statement
 
 _logger = logging.getLogger(__name__)
 
@@ -57,8 +65,16 @@ _GRAM_BYTES = 120
 _SPARSE_PAIR_BYTES = 72
 GRAM_LENGTH = 3
 _LETTER_RUNS = re.compile("[a-z]+")
+# Bytes a-z stay, A-Z become a-z, every other byte a space.
+_LOWER_LETTERS_ELSE_SPACE = bytes(
+    c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256)
+)
 _PIECE = 64
 _STEP = _PIECE - GRAM_LENGTH + 1
+# How many hours' grams ``SearchIndex.missing`` keeps: records arrive in time order, so the current
+# hour and a few before it.
+_WRITTEN_HOURS = 4
+_BLOCK_GRAMS = statement("block_grams")
 
 
 def grams_sql(source: str) -> str:
@@ -90,6 +106,25 @@ def grams_sql(source: str) -> str:
     ) AS gram
     FROM pieces WHERE length(piece) >= {GRAM_LENGTH}
     """
+
+
+def text_grams(text: str) -> set[str] | None:
+    """The grams ``grams_sql`` finds in ``text`` (one block's), or None when the text is not ASCII.
+
+    Only for ASCII do Python's and DuckDB's lower-casing agree (``lower('\u212a')`` is ``k`` in both, but
+    not every letter is alike), and the index must hold what DuckDB's ``lower`` makes of the text,
+    because search looks for the needle in what DuckDB makes of the text. Splitting at spaces first
+    (as ``grams_sql`` does) changes nothing: spaces are not letters.
+    """
+    try:
+        ascii_text = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    # The runs of letters, lower-cased, each once: three C calls over the whole batch's text.
+    runs = set(ascii_text.translate(_LOWER_LETTERS_ELSE_SPACE).split())
+    return {
+        run[i : i + GRAM_LENGTH].decode("ascii") for run in runs for i in range(len(run) - GRAM_LENGTH + 1)
+    }
 
 
 def needle_grams(needle: str) -> set[str]:
@@ -129,6 +164,10 @@ class SearchIndex:
         self._far: dict[str, set[int]] = {}
         self._far_pairs = 0
         self._dropped = False
+        # The grams the table holds for each of the last hours written (see ``missing``), and the first
+        # hour retention kept: an hour before it is never remembered, as its grams are being deleted.
+        self._written: dict[int, set[str]] = {}
+        self._first_kept = -(2**63)
 
     @property
     def loaded(self) -> bool:
@@ -203,9 +242,27 @@ class SearchIndex:
         grams = len(self._blocks.keys() | self._far.keys())
         return grams * _GRAM_BYTES + bits // 8 + self._far_pairs * _SPARSE_PAIR_BYTES
 
+    def missing(self, cur: duckdb.DuckDBPyConnection, block: int, grams: set[str]) -> list[str]:
+        """The ``grams`` the table lacks for ``block``, read from it once per hour (in the writer's
+        transaction, ``cur``) and then remembered, with what each insert adds (``add``), for the
+        last few hours written. Remembering less than the table holds costs a repeated row, never a
+        missing one: what is remembered was read from the table or committed to it."""
+        with self._lock:
+            known = self._written.get(block)
+        if known is None:
+            known = {str(row[0]) for row in _BLOCK_GRAMS.run(cur, {"block": block}).fetchall()}
+            with self._lock:
+                if block >= self._first_kept:
+                    self._written[block] = known = self._written.get(block, set()) | known
+                    for old in sorted(self._written)[:-_WRITTEN_HOURS]:
+                        del self._written[old]
+        return sorted(grams - known)
+
     def forget_before(self, block: int) -> None:
         """Drop every block before ``block`` from the copy, as cleanup drops them from the table."""
         with self._lock:
+            self._first_kept = max(self._first_kept, block)
+            self._written = {b: grams for b, grams in self._written.items() if b >= block}
             if self._blocks is None:
                 return
             if block > self._base:
@@ -219,11 +276,15 @@ class SearchIndex:
             self._far, self._far_pairs = far, sum(len(blocks) for blocks in far.values())
 
     def add(self, pairs: Iterable[tuple[int, str]]) -> None:
+        """Pairs committed to the table."""
         with self._lock:
-            if self._blocks is None:
-                return
             lo, hi = self._window()
             for block, gram in pairs:
+                written = self._written.get(block)
+                if written is not None:
+                    written.add(gram)
+                if self._blocks is None:
+                    continue
                 if not lo <= block <= hi:
                     blocks = self._far.setdefault(gram, set())
                     if block not in blocks:

@@ -12,9 +12,11 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,20 @@ class Statement:
     sql: str
     parameters: frozenset[str]
 
-    def run(self, cur: duckdb.DuckDBPyConnection, values: Mapping[str, Any]) -> duckdb.DuckDBPyConnection:
+    def run(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        values: Mapping[str, Any],
+        incoming: pa.Table | None = None,
+    ) -> duckdb.DuckDBPyConnection:
         """Run with the parameters this statement declares, read from ``values``: DuckDB refuses
-        parameters a statement does not use, and a missing one fails here, by name."""
+        parameters a statement does not use, and a missing one fails here, by name.
+
+        ``incoming`` is the batch a statement reads under that name, unless a view of that name
+        exists (``exporters.store.ingest``'s Parquet path). DuckDB finds it among the local variables
+        of the frame that runs the statement (its replacement scan): registering and unregistering a
+        view for each batch cost more than the rest of a 512-record insert's overhead together.
+        """
         return cur.execute(self.sql, {name: values[name] for name in self.parameters})
 
 
@@ -42,7 +55,7 @@ def statement(name: str) -> Statement:
 def records(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The rows of the statement ``cur`` just ran, each a dict by column name."""
     names = [column[0] for column in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return list(map(dict, map(zip, repeat(names), cur.fetchall())))
 
 
 def record(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from exporters.store import TelemetryStore
 from exporters.store.pipelines import PipelineRepository
 from tests.conftest import start_server
 from tests.faults.ledger import FAST_RECOVERY, Ledger, readiness, recovered
-from tests.helpers import LockHolder
+from tests.helpers import LockHolder, wait_until
 
 
 def _held_by(kind: str, data_dir: Path, tmp_path: Path) -> tuple[object, object]:
@@ -25,7 +25,8 @@ def _held_by(kind: str, data_dir: Path, tmp_path: Path) -> tuple[object, object]
 
 
 def _interrupted_run(data_dir: Path) -> str:
-    """A run a dead service left running: the service marks it failed when it first opens the file."""
+    """A run a dead service left running, with no run folder: the service marks it failed once it can
+    open the file."""
     store = TelemetryStore(data_dir / "telemetry.duckdb")
     repository = PipelineRepository(store, data_dir / "secrets")
     pipeline = repository.create("left-behind", "simple", {}, {})
@@ -59,8 +60,10 @@ def test_a_service_started_on_a_locked_file_spools_then_drains_it_without_a_rest
         release()  # type: ignore[operator]
         released = True
         assert recovered(server), readiness(server)
+        # Settled in the background once the file opens (service.runner: adopt_in_background).
+        assert wait_until(lambda: server.get(f"/api/runs/{run_id}").json()["status"] == "failed")
         run = server.get(f"/api/runs/{run_id}").json()
-        assert run["status"] == "failed" and run["error"]["type"] == "Interrupted"
+        assert run["error"]["type"] == "Interrupted"
         assert ledger.send(server, 50)  # stored directly now
         counters = readiness(server)[1]["ingest"]["logs"]
         assert counters["replayed"] == counters["spooled"] >= 200 and counters["dropped"] == 0

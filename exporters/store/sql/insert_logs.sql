@@ -7,7 +7,8 @@
 -- Pipeline context is promoted from the record's attributes, else from its resource: ``own`` and
 -- ``inherited`` hold the keys' values in each, ``kinds`` their JSON types in the attributes, each read
 -- with one parse of the JSON for all three keys (pipeline.id, pipeline.run_id, pipeline.stage: key 1,
--- 2 and 3, exporters.store.PROMOTED_KEYS).
+-- 2 and 3, exporters.records.PROMOTED_KEYS). The exporter usually derives all this itself and runs
+-- sql/insert_promoted_logs.sql instead (exporters.records.promote); this is for the rest.
 --
 -- A promoted attribute that is a string is stored once, in its column, not again in ``attributes``:
 -- they repeat on every record of a run and were a quarter of the store's bytes. Bit i of

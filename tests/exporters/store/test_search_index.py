@@ -10,10 +10,17 @@ from typing import Any
 import duckdb
 import pytest
 
-from exporters.records import log_table
+from exporters.records import LOG_ROW_SCHEMA, LogRows, log_table
 from exporters.store import TelemetryStore
 from exporters.store.queries import LogFilter, LogQueries
-from exporters.store.search_index import BLOCK_NS, SearchIndex, TimeSpan, grams_sql, needle_grams
+from exporters.store.search_index import (
+    BLOCK_NS,
+    SearchIndex,
+    TimeSpan,
+    grams_sql,
+    needle_grams,
+    text_grams,
+)
 from tests.helpers import bodies, make_record
 
 NOW = 1_800_000_000 * 10**9 // BLOCK_NS * BLOCK_NS  # the start of an hour
@@ -189,4 +196,68 @@ def test_the_insert_indexes_the_grams_that_the_migration_indexes(tmp_path: Path)
     indexed = cur.execute("SELECT block, gram FROM search_grams ORDER BY ALL").fetchall()
     rebuilt = cur.execute(f"SELECT DISTINCT block, gram FROM ({grams_sql('logs')}) ORDER BY ALL").fetchall()
     assert indexed == rebuilt and len(indexed) > 20
+    store.close()
+
+
+def _through_sql(rows: LogRows) -> LogRows:
+    """The same batch without the exporter's short cuts: the store derives everything in SQL."""
+    return LogRows(rows.columns.select(LOG_ROW_SCHEMA.names), rows.attributes, rows.key)
+
+
+def test_the_grams_found_in_python_are_those_found_in_sql(tmp_path: Path) -> None:
+    """A batch within one hour has its grams found by ``text_grams`` (no statement when none is
+    new); the index must be the one ``sql/insert_search_grams.sql`` writes for the same batches."""
+    values: list[Any] = [
+        "Heron",
+        "egret-IBIS",
+        42,
+        2.5,
+        True,
+        ["spoonbill", {"Crane": "stork", "n": None}],
+        {"kvlist": ["flamingo"]},
+        b"\x00\x01bytes",
+        float("nan"),
+        "x" * 3 + "y" * 130,
+    ]
+    rng = random.Random(7)
+    batches = [
+        [
+            make_record(
+                rng.choice(["Loaded 5 rows of PELICANS", "a b", "", "quail/plover"]),
+                timestamp=NOW + hour * BLOCK_NS + i,
+                attributes={"k": rng.choice(values), "pipeline.id": rng.choice(["orders", "users"])},
+            )
+            for i in range(8)
+        ]
+        for hour in range(12)
+    ]
+    fast, slow = TelemetryStore(tmp_path / "fast.duckdb"), TelemetryStore(tmp_path / "slow.duckdb")
+    found_in_python = 0
+    for records in batches:
+        rows = log_table(records)
+        found_in_python += rows.search_text is not None and text_grams(rows.search_text) is not None
+        fast.insert_logs(rows)
+        slow.insert_logs(_through_sql(rows))
+    assert found_in_python >= 6  # most batches took the short cut (bytes, None and NaN do not)
+    query = "SELECT block, gram, count(*) FROM search_grams GROUP BY ALL ORDER BY ALL"
+    in_python = fast.cursor().execute(query).fetchall()
+    assert in_python == slow.cursor().execute(query).fetchall()
+    assert {count for _, _, count in in_python} == {1}  # each pair once
+    fast.close()
+    slow.close()
+
+
+def test_a_batch_with_nothing_new_adds_nothing_and_a_cleaned_hour_is_indexed_again(tmp_path: Path) -> None:
+    store = TelemetryStore(tmp_path / "hours.duckdb")
+    queries = LogQueries(store)
+    store.insert_logs(log_table([make_record("walrus one", timestamp=NOW)]))
+    count = "SELECT count(*) FROM search_grams"
+    before = store.cursor().execute(count).fetchone()
+    store.insert_logs(log_table([make_record("walrus one", timestamp=NOW + 1)]))  # same words, same hour
+    assert store.cursor().execute(count).fetchone() == before
+    # Cleanup drops the hour; a record that arrives for it afterwards has its grams written again.
+    queries.cleanup(NOW + BLOCK_NS)
+    assert store.cursor().execute(count).fetchone() == (0,)
+    store.insert_logs(log_table([make_record("walrus two", timestamp=NOW + 2)]))
+    assert bodies(queries.search("walrus", LogFilter(), 10).logs) == ["walrus two"]
     store.close()

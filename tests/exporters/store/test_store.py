@@ -6,12 +6,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from opentelemetry.sdk.resources import Resource
 
-from exporters.records import log_table
-from exporters.store import TelemetryStore
-from exporters.store.ingest import LOG_STATEMENTS as _LOG_STATEMENTS
-from exporters.store.ingest import insert_from_parquet as _insert_from_parquet
+from exporters.records import LOG_ROW_SCHEMA, LogRows, log_table
+from exporters.store import TelemetryStore, ingest
 from exporters.store.schema import LATEST_VERSION, MIGRATIONS, current_version
+from exporters.store.search_index import SearchIndex
 from tests.helpers import make_record, make_records
 
 
@@ -118,21 +118,14 @@ def test_the_parquet_path_used_at_interpreter_exit_stores_the_same_rows(tmp_path
     via_arrow.insert_logs(log_table(records))
     via_parquet = TelemetryStore(tmp_path / "p.duckdb")
     rows = log_table(records)
-    statements = _LOG_STATEMENTS
-    params: dict[str, int | str] = {
-        "lo": 1_700_000_000_000_000_000,
-        "hi": 1_700_000_000_000_000_000 + 19_000_000,
-        "attributes": rows.attributes,
-        "key": str(rows.key),
-        "signal": "logs",
-        "now": 1_700_000_000_000_000_000,
-        "records": 20,
-    }
+    params: dict[str, int | str] = {"key": str(rows.key), "signal": "logs", "now": 1, "records": 20}
     with via_parquet.writer() as cur:
-        _, stored, _, grams = _insert_from_parquet(cur, statements, params, rows.columns)
-        assert stored == [(20,)]
-        assert {gram for _, gram in grams} == {"rec", "eco", "cor", "ord"}  # of "record i", all new
-        assert _insert_from_parquet(cur, statements, params, rows.columns) == []  # delivered before
+        stored = ingest.insert_logs(cur, rows, SearchIndex(), params, via_parquet=True)
+        assert stored is not None and stored.rows == 20
+        assert {gram for _, gram in stored.grams} == {"rec", "eco", "cor", "ord"}  # of "record i", all new
+        assert (
+            ingest.insert_logs(cur, rows, SearchIndex(), params, via_parquet=True) is None
+        )  # delivered before
     for query in (
         "SELECT id, epoch_ns(timestamp), body, pipeline_id, attributes FROM logs ORDER BY id",
         "SELECT block, gram FROM search_grams ORDER BY ALL",
@@ -175,3 +168,38 @@ def test_an_invalidated_handle_is_closed_and_the_file_reopened(tmp_path: Path) -
     assert store.insert_logs(log_table(make_records(3, start_ns=1))) == 3  # opened again
     assert store.last_error is None
     store.close()
+
+
+def test_the_exporter_promotes_pipeline_context_as_the_store_does_in_sql(tmp_path: Path) -> None:
+    """``records.promote`` derives in Python what ``sql/insert_logs.sql`` derives; both must store
+    the same rows: from the attributes or the resource, in their places, typed batches too."""
+    owned = Resource.create({"service.name": "s", "pipeline.id": "from-resource", "pipeline.stage": "load"})
+    t = 1_700_000_000_000_000_000
+    batches = [
+        [
+            make_record("a", timestamp=t, attributes={"n": 1, "pipeline.id": "p", "pipeline.stage": "x"}),
+            make_record("b", timestamp=t + 1, resource=owned),
+            make_record("c", timestamp=t + 2, attributes={"pipeline.run_id": "r", "k": "v"}, resource=owned),
+            make_record("d", timestamp=t + 3, attributes={"pipeline.id": "q"}),
+        ],
+        # Bytes: the batch is written in the typed form.
+        [make_record("e", timestamp=t + 4, attributes={"b": b"\x01", "pipeline.run_id": "r"})],
+        [make_record("f", timestamp=t + 5, attributes={"pipeline.id": 7})],  # not a string: SQL
+    ]
+    python, sql = TelemetryStore(tmp_path / "python.duckdb"), TelemetryStore(tmp_path / "sql.duckdb")
+    promoted_in_python = []
+    for records in batches:
+        rows = log_table(records)
+        promoted_in_python.append(rows.stored_attributes is not None)
+        python.insert_logs(rows)
+        sql.insert_logs(LogRows(rows.columns.select(LOG_ROW_SCHEMA.names), rows.attributes, rows.key))
+    assert promoted_in_python == [True, True, False]
+    query = "SELECT * FROM logs ORDER BY timestamp"
+    stored = python.cursor().execute(query).fetchall()
+    assert stored == sql.cursor().execute(query).fetchall()
+    assert [
+        row[0]
+        for row in python.cursor().execute("SELECT promoted_keys FROM logs ORDER BY timestamp").fetchall()
+    ] == [5, 0, 2, 1, 2, 0]
+    python.close()
+    sql.close()
