@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from re import Pattern
 from typing import Any
 
@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from werkzeug.routing import PathConverter
 
 from exporters.store import TelemetryStore
-from exporters.store.pipelines import PipelineRepository
+from exporters.store.pipelines import Pipeline, PipelineRepository
 from exporters.store.queries import LogQueries
 from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
@@ -26,10 +26,13 @@ from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
+from service.periodic import Periodic
 from service.retention import RetentionWorker
 from service.routes import health, logs, otlp, pipelines, ui
+from service.routes.pipelines import USER_CODE_TEMPLATE
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
+from service.scheduler import TICK_SECONDS, Scheduler, traced_start
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
 from service.wiring import Wiring, wire
@@ -72,6 +75,16 @@ def create_app(
     interrupted = repository.fail_interrupted()
     if interrupted:
         _logger.warning("%d runs were in flight when the service last stopped; marked failed", interrupted)
+    runs = RunManager(
+        repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
+        settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
+    )  # fmt: skip
+    scheduler = Scheduler(
+        repository,
+        traced_start(
+            runs.start, telemetry.tracer_provider.get_tracer(__name__), _scheduled_refusal(settings)
+        ),
+    )
     app.extensions[EXTENSION_KEY] = ServiceState(
         settings=settings,
         store=store,
@@ -82,11 +95,9 @@ def create_app(
         repository=repository,
         forwarders=wiring.forwarders,
         ingest_slots=threading.BoundedSemaphore(settings.ingest_concurrency),
-        runs=RunManager(
-            repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
-            settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
-        ),
-    )  # fmt: skip
+        runs=runs,
+        scheduler=scheduler,
+    )
     register_error_handlers(app)
     install_host_check(app, settings.trusted_hosts)  # first: a rebinding page learns nothing else
     install_auth(app, settings.api_token_value, settings.ingest_token_value)
@@ -118,8 +129,23 @@ def create_app(
         )
         worker.start()
         app.extensions["pipetrace.retention"] = worker
+    scheduler.load()
+    ticker = Periodic("scheduler", TICK_SECONDS, scheduler.tick)
+    ticker.start()
+    app.extensions["pipetrace.scheduler"] = ticker
     _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
     return app
+
+
+def _scheduled_refusal(settings: Settings) -> Callable[[Pipeline], str | None]:
+    """Why a scheduled run may not start now, as a request's run would be refused (403)."""
+
+    def refusal(pipeline: Pipeline) -> str | None:
+        if pipeline.template == USER_CODE_TEMPLATE and not settings.user_code_allowed:
+            return f"the {USER_CODE_TEMPLATE} template runs code and user code is not allowed now"
+        return None
+
+    return refusal
 
 
 def _install_cors(app: Flask, settings: Settings) -> None:
@@ -191,6 +217,9 @@ def close_app(app: Flask) -> None:
     worker: RetentionWorker | None = app.extensions.pop("pipetrace.retention", None)
     if worker is not None:
         worker.stop()
+    ticker: Periodic | None = app.extensions.pop("pipetrace.scheduler", None)
+    if ticker is not None:
+        ticker.stop()  # no scheduled run starts while the runs in flight are being stopped
     drain: RunSpoolDrain | None = app.extensions.pop("pipetrace.run_spool", None)
     if drain is not None:
         drain.stop()

@@ -66,14 +66,18 @@ class RunManager:
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
 
-    def start(self, pipeline: Pipeline) -> dict[str, str]:
-        """Queue a run of ``pipeline`` under the current trace; return its run id and trace id."""
+    def start(self, pipeline: Pipeline, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+        """Queue a run of ``pipeline`` under the current trace; return its run id and trace id.
+
+        ``pipeline.params`` are the ones the run uses; ``overrides`` (the part of them sent for this
+        run only) are kept in the run's record.
+        """
         run_id = uuid.uuid4().hex[:16]
         span_context = trace.get_current_span().get_span_context()
         trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
         carrier: dict[str, str] = {}
         propagate.inject(carrier, setter=EnvironmentSetter())
-        self.repository.add_run(pipeline.id, run_id, trace_id)
+        self.repository.add_run(pipeline.id, run_id, trace_id, overrides)
         self._executor.submit(self._execute, pipeline, run_id, carrier, span_context)
         return {"run_id": run_id, "trace_id": trace_id or ""}
 
@@ -194,12 +198,16 @@ class RunManager:
                 "type": "ProcessExit",
                 "message": f"the run exited with code {exit_code} and reported nothing",
             }
+        warnings = (result.get("warnings") or []) if status == "succeeded" else []
         self.repository.update_run(
             run_id, status=status, finished_at=_now(), exit_code=exit_code,
-            rows_loaded=result.get("rows_loaded") or {}, error=error,
+            rows_loaded=result.get("rows_loaded") or {}, error=error, warnings=warnings or None,
         )  # fmt: skip
-        level = logging.INFO if status == "succeeded" else logging.ERROR
-        _logger.log(level, "run %s %s (exit code %d)", run_id, status, exit_code)
+        # A cancel is what someone asked for, not a failure: it must not count among the errors.
+        level = {"succeeded": logging.WARNING if warnings else logging.INFO, "cancelled": logging.INFO}
+        said = f" with warnings: {'; '.join(warnings)}" if warnings else ""
+        _logger.log(level.get(status, logging.ERROR), "run %s %s%s (exit code %d)", run_id, status, said,
+                    exit_code)  # fmt: skip
 
     def shutdown(self) -> None:
         """Stop taking runs; cancel those in flight (they flush their telemetry) and wait for them."""

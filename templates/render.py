@@ -119,6 +119,37 @@ def _api_context(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def check_user_code(code: str) -> None:
+    """The dlt_code template's code must compile and define ``data_source`` at its top level.
+
+    Checked when the pipeline is defined, so a typo is a 400 naming its line, not a failed run later.
+    Only the text is read: the code is not run here.
+    """
+    try:
+        tree = ast.parse(code, "<dlt_code>")
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        raise TemplateError(f"params.code: {where}: {exc.msg}", "params.code") from None
+    except ValueError as exc:  # a NUL character
+        raise TemplateError(f"params.code: {exc}", "params.code") from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = {node.name}
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {target.id for target in targets if isinstance(target, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = {alias.asname or alias.name for alias in node.names}
+        else:
+            continue
+        if "data_source" in names:
+            return
+    raise TemplateError(
+        "params.code: defines no data_source; add def data_source(): returning a dlt source or resource",
+        "params.code",
+    )
+
+
 _PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
@@ -128,6 +159,8 @@ def render(name: str, params: Any, pipeline_name: str) -> Rendered:
         raise TemplateError(f"pipeline name {pipeline_name!r} must be a lower-case identifier", "name")
     spec = template(name)
     filled = validate(spec, params)
+    if name == "dlt_code":
+        check_user_code(filled["code"])
     secrets = {key: filled.pop(key) for key in list(filled) if spec.properties.get(key, {}).get("x-secret")}
     context: dict[str, Any] = {"template": name, "pipeline_name": pipeline_name, "params": filled}
     if name == "api":

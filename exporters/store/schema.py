@@ -207,6 +207,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE spans ADD COLUMN typed_values BOOLEAN DEFAULT false",
         ),
     ),
+    Migration(
+        8,
+        "pipeline schedules; each run's parameter overrides and warnings",
+        (
+            # {"cron": ..., "timezone": ...} as sent, or NULL for a pipeline run only on demand.
+            "ALTER TABLE pipelines ADD COLUMN schedule VARCHAR",
+            # The parameters a run was started with over its pipeline's, as sent (NULL: none), so a run
+            # says what it ran; and what it warned about (a run that loaded nothing), as a JSON list.
+            "ALTER TABLE runs ADD COLUMN overrides VARCHAR",
+            "ALTER TABLE runs ADD COLUMN warnings VARCHAR",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
