@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import time
 import uuid
@@ -10,10 +11,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from exporters.store import TelemetryStore
 from exporters.store.pipelines import Pipeline, PipelineRepository
+from service.cli import main
 from service.scheduler import Scheduler
 from tests.conftest import start_server
 from tests.service.pipeline_helpers import create, wait_for_logs, wait_for_run
@@ -213,3 +216,29 @@ def test_a_real_every_minute_schedule_starts_a_traced_run(tmp_path: Path) -> Non
         assert any(span["name"].startswith("pipeline ") for span in trace["spans"])
     finally:
         server.stop()
+
+
+def test_the_cli_lists_pipelines_with_their_schedule_and_next_run(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "svc")
+    try:
+        nightly = create(server, "simple", PARAMS, name="nightly", schedule=NIGHTLY)
+        create(server, "simple", PARAMS, name="by hand")
+        result = CliRunner().invoke(main, ["pipelines", "list", "--service-url", server.url])
+        assert result.exit_code == 0, result.output
+        header, *rows = result.output.splitlines()
+        assert header.split() == ["NAME", "ID", "TEMPLATE", "SCHEDULE", "NEXT", "RUN"]
+        by_name = {row.split("  ")[0]: row for row in rows}
+        assert "0 2 * * * (Europe/Berlin)" in by_name["nightly"]
+        assert nightly["next_run_at"] in by_name["nightly"] and nightly["id"] in by_name["nightly"]
+        assert "on demand" in by_name["by hand"]
+        as_json = CliRunner().invoke(main, ["pipelines", "list", "--json"], env={"PIPETRACE_URL": server.url})
+        assert {p["name"]: p["schedule"] for p in json.loads(as_json.output)["pipelines"]} == {
+            "nightly": NIGHTLY,
+            "by hand": None,
+        }
+    finally:
+        server.stop()
+    gone = CliRunner().invoke(main, ["pipelines", "list", "--service-url", server.url])
+    assert gone.exit_code == 1
+    assert gone.output.startswith(f"Error: no pipetrace service answers at {server.url}")
+    assert len(gone.output.strip().splitlines()) == 1
