@@ -391,18 +391,26 @@ function schemaField(name, schema, required) {
   return el("div", { class: "field" }, label, input, help);
 }
 
+function scheduleCell(pipeline) {
+  if (!pipeline.schedule) return "on demand";
+  return [el("code", {}, pipeline.schedule.cron), ` ${pipeline.schedule.timezone}`, el("br"),
+    el("small", {}, pipeline.next_run_at ? `next run ${pipeline.next_run_at.replace("T", " ").replace("Z", " UTC")}` : "")];
+}
+
 async function pipelinesView() {
   const [{ pipelines }, { templates }] = await Promise.all([api("/api/pipelines"), api("/api/templates")]);
   const rows = await Promise.all(pipelines.map((p) => api(`/api/pipelines/${encodeURIComponent(p.id)}`)));
   const table = el(
     "table",
     { class: "pipelines", "aria-label": "Pipelines and their recent runs" },
-    el("thead", {}, el("tr", {}, ["Pipeline", "Template", "Recent runs", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Pipeline", "Template", "Schedule", "Recent runs", ""].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, rows.map((pipeline) => el("tr", {},
       el("td", {}, el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(pipeline.id)}` }, pipeline.name), el("br"), el("small", {}, pipeline.id)),
       el("td", {}, pipeline.template),
+      el("td", { class: "schedule" }, scheduleCell(pipeline)),
       el("td", {}, el("ul", { class: "runs" }, pipeline.runs.map((run) => el("li", {},
         el("a", { href: `#/run/${run.run_id}` }, el("span", { class: `badge run-${run.status}` }, run.status)),
+        run.warnings && run.warnings.length ? el("span", { class: "run-warning" }, ` ${run.warnings.join(", ")}`) : "",
         ` ${duration(run.duration_seconds)}`,
         run.error_count ? el("span", { class: "errors" }, ` ${run.error_count} errors`) : "",
         ` ${shortTime(run.queued_at)}`)))),
@@ -421,12 +429,18 @@ async function pipelinesView() {
   };
   templateSelect.addEventListener("change", showFields);
   const nameInput = el("input", { id: "pipeline-name", name: "name", required: true, size: "30" });
+  const cronInput = el("input", { id: "schedule-cron", name: "cron", size: "16", placeholder: "0 2 * * *" });
+  const zoneInput = el("input", { id: "schedule-timezone", name: "timezone", size: "20", value: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" });
   const message = el("p", { class: "form-error", role: "alert" });
   const form = el("form", { class: "new-pipeline", "aria-label": "Start a run from a template" },
     el("h2", {}, "Start a run from a template"),
     el("div", { class: "field" }, el("label", { for: "pipeline-name" }, "Name *"), nameInput),
     el("div", { class: "field" }, el("label", { for: "template" }, "Template"), templateSelect),
-    fields, message, el("button", { type: "submit" }, "Create and run"));
+    fields,
+    el("div", { class: "field" }, el("label", { for: "schedule-cron" }, "Schedule (cron, optional)"), cronInput,
+      el("label", { for: "schedule-timezone" }, " in time zone "), zoneInput,
+      el("small", {}, "Five fields: minute hour day-of-month month day-of-week. Empty: runs only when started.")),
+    message, el("button", { type: "submit" }, "Create and run"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const values = {};
@@ -435,7 +449,9 @@ async function pipelinesView() {
       else if (input.value !== "") values[input.name] = input.dataset.type === "integer" ? Number.parseInt(input.value, 10) : input.dataset.type === "number" ? Number(input.value) : input.value;
     }
     try {
-      const pipeline = await api("/api/pipelines", { method: "POST", json: { name: nameInput.value, template: templateSelect.value, params: values } });
+      const definition = { name: nameInput.value, template: templateSelect.value, params: values };
+      if (cronInput.value.trim()) definition.schedule = { cron: cronInput.value.trim(), timezone: zoneInput.value.trim() };
+      const pipeline = await api("/api/pipelines", { method: "POST", json: definition });
       const started = await api(`/api/pipelines/${encodeURIComponent(pipeline.id)}/runs`, { method: "POST" });
       location.hash = `#/run/${started.run_id}`;
     } catch (error) {
@@ -468,7 +484,10 @@ async function runView(runId) {
         run.trace_id ? el("span", {}, " · ", el("a", { href: `#/trace/${run.trace_id}` }, "trace")) : "",
         " · ", el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(run.pipeline_id)}&run_id=${runId}` }, "all its logs")),
       Object.keys(run.rows_loaded || {}).length ? el("p", {}, `rows loaded: ${Object.entries(run.rows_loaded).map(([t, n]) => `${t} ${n}`).join(", ")}`) : "",
-      run.error ? el("p", { class: "form-error" }, `${run.error.type || "error"}: ${run.error.message || ""}`) : "",
+      (run.warnings || []).length ? el("p", { class: "run-warning", id: "run-warnings" }, `warning: ${run.warnings.join(", ")}`) : "",
+      // A cancel is what someone asked for: said plainly, not shown as an error.
+      run.error && run.status !== "cancelled" ? el("p", { class: "form-error" }, `${run.error.type || "error"}: ${run.error.message || ""}`) : "",
+      run.status === "cancelled" ? el("p", {}, "The run was cancelled.") : "",
     );
     try {
       const page = await api(`/api/logs/pipeline/${encodeURIComponent(run.pipeline_id)}?run_id=${encodeURIComponent(runId)}&limit=1000`);
@@ -492,6 +511,9 @@ async function runView(runId) {
   timer = setInterval(refresh, 1000);
   return () => timer && clearInterval(timer);
 }
+
+// How runs ended, as /api/logs/stats counts them; cancels apart from failures.
+const RUN_OUTCOMES = [["succeeded", "succeeded"], ["succeeded_with_warnings", "succeeded but loaded nothing"], ["failed", "failed"], ["cancelled", "cancelled"]];
 
 const LEVEL_COLOURS = { TRACE: "#6b7280", DEBUG: "#6b7280", INFO: "#2563eb", WARN: "#b45309", ERROR: "#b91c1c", FATAL: "#7f1d1d", UNSPECIFIED: "#9ca3af" };
 
@@ -542,6 +564,8 @@ async function statsView(filters) {
       el("div", { class: "card" }, el("span", { class: "value", id: "error-rate" }, `${(100 * stats.error_rate).toFixed(2)}%`), " errors"),
       el("div", { class: "legend" }, [...LEVELS].map((level) => el("span", { class: `badge level-${level}` }, level)))),
     stats.timeline.buckets.length ? volumeChart(stats.timeline) : el("p", { class: "empty" }, "No records in this range."),
+    el("h2", {}, "Runs"),
+    el("p", { class: "run-outcomes", id: "run-outcomes" }, RUN_OUTCOMES.map(([key, text]) => `${(stats.runs || {})[key] || 0} ${text}`).join(" · ")),
     el("h2", {}, "Pipelines that fail most"),
     failing.length
       ? el("ol", { class: "failing" }, failing.map((p) => el("li", {}, el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(p.pipeline_id || "")}&level=ERROR` }, p.pipeline_id || "(no pipeline)"), ` ${p.errors} errors of ${p.count}`)))
