@@ -14,7 +14,7 @@ from service.params import parse_identifier, parse_limit, reject_unknown
 from service.schedule import Schedule, parse_schedule
 from service.state import state
 from templates.catalog import TEMPLATES
-from templates.render import Rendered, TemplateError, render, template
+from templates.render import Rendered, TemplateError, check_user_code, render, template
 
 blueprint = Blueprint("pipelines", __name__, url_prefix="/api")
 
@@ -67,7 +67,10 @@ def _definition(body: dict[str, Any]) -> tuple[str, str | None, Schedule | None]
 def _rendered(template_name: str, params: Any) -> Rendered:
     try:
         # Rendering validates the parameters and proves the script parses before we keep it.
-        return render(template_name, params, "validation")
+        rendered = render(template_name, params, "validation")
+        if template_name == USER_CODE_TEMPLATE:
+            check_user_code(rendered.public_params["code"])
+        return rendered
     except TemplateError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), exc.parameter) from exc
 

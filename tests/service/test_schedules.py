@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
+from opentelemetry import trace
 
 from exporters.store import TelemetryStore
 from exporters.store.pipelines import Pipeline, PipelineRepository
 from service.cli import main
-from service.scheduler import Scheduler
+from service.scheduler import Scheduler, traced_start
 from tests.conftest import start_server
 from tests.service.pipeline_helpers import create, wait_for_logs, wait_for_run
 
@@ -242,3 +243,19 @@ def test_the_cli_lists_pipelines_with_their_schedule_and_next_run(tmp_path: Path
     assert gone.exit_code == 1
     assert gone.output.startswith(f"Error: no pipetrace service answers at {server.url}")
     assert len(gone.output.strip().splitlines()) == 1
+
+
+def test_a_scheduled_run_the_service_would_refuse_is_skipped_and_logged(
+    repository: PipelineRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = repository.create("code", "dlt_code", {"code": "def data_source(): ..."}, {}, NIGHTLY)
+    calls: list[str] = []
+    start = traced_start(
+        lambda p: calls.append(p.id) or {"run_id": "r1", "trace_id": ""},
+        trace.NoOpTracer(),
+        lambda p: "user code is not allowed now" if p.template == "dlt_code" else None,
+    )
+    with caplog.at_level(logging.WARNING, logger="service.scheduler"):
+        start(pipeline)
+    assert calls == []
+    assert "user code is not allowed now" in caplog.text
