@@ -607,7 +607,7 @@ def document() -> dict[str, Any]:
                     "tags": ["pipelines"],
                     "security": [{"api": []}],
                     "requestBody": {"required": True, **_json(_ref("NewPipeline"))},
-                    "responses": _responses("201", _ref("Pipeline"), "403", "415"),
+                    "responses": _responses("201", _ref("Pipeline"), "403", "409", "415"),
                 },
             },
             "/api/pipelines/{pipeline_id}": {

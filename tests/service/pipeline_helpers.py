@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import requests
@@ -19,7 +20,8 @@ def create(
     name: str | None = None,
     schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    body = {"name": name or f"{template} test", "template": template, "params": params}
+    # Names are unique: a test that defines several of one template gets one each.
+    body = {"name": name or f"{template} test {uuid.uuid4().hex[:8]}", "template": template, "params": params}
     if schedule is not None:
         body["schedule"] = schedule
     response = server.post("/api/pipelines", json=body)
