@@ -28,7 +28,7 @@ from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.periodic import Periodic
 from service.retention import RetentionWorker
-from service.routes import health, logs, otlp, pipelines, ui
+from service.routes import health, logs, otlp, pipelines, traces, ui
 from service.routes.pipelines import USER_CODE_TEMPLATE
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
@@ -104,7 +104,14 @@ def create_app(
     install_preflight_only_writes(app, settings.api_token_value)
     install_security_headers(app)
     _install_cors(app, settings)
-    for blueprint in (health.blueprint, logs.blueprint, otlp.blueprint, pipelines.blueprint, ui.blueprint):
+    for blueprint in (
+        health.blueprint,
+        logs.blueprint,
+        otlp.blueprint,
+        pipelines.blueprint,
+        traces.blueprint,
+        ui.blueprint,
+    ):
         app.register_blueprint(blueprint)
     instrument_app(
         app, telemetry.tracer_provider, request_logging=settings.enable_flask_logging,

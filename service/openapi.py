@@ -78,7 +78,9 @@ _TIME = {
     r"([Zz]|[+-]\d{2}:\d{2}))$",
     "description": "RFC 3339 (2026-11-28T10:00:00Z), 1970 to 2262, or a duration before now (15m, 24h, 7d)",
 }
+_SERVICE = _query("service_name", _IDENTIFIER, "Only this service's records (resource service.name).")
 _FILTERS = [
+    _SERVICE,
     _query("run_id", _IDENTIFIER, "Only this run's records."),
     _query("stage", _IDENTIFIER, "Only this stage (extract, normalize, load...)."),
     _query("level", {"type": "string", "enum": sorted(LEVELS)}, "Minimum severity."),
@@ -87,6 +89,8 @@ _FILTERS = [
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size."),
     _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
 ]
+
+_DURATION_MS = {"type": "number", "minimum": 0, "maximum": 86_400_000 * 3_650_000}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -161,6 +165,35 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["logs", "next_cursor"],
         "properties": {
             "logs": {"type": "array", "items": _ref("LogRecord")},
+            "next_cursor": _nullable("string"),
+        },
+    },
+    "TraceSummary": {
+        "type": "object",
+        "required": ["trace_id", "root_name", "start", "duration_ms", "span_count", "error"],
+        "description": "One trace: its root span (the span without a parent, else its earliest span, "
+        "with root_missing true), its first start, last end, and its spans' services and pipelines.",
+        "properties": {
+            "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "root_span_id": {"type": "string"},
+            "root_name": _nullable("string"),
+            "root_service_name": _nullable("string"),
+            "root_missing": {"type": "boolean"},
+            "start": {"type": "string"},
+            "end": {"type": "string"},
+            "duration_ms": {"type": "number"},
+            "span_count": {"type": "integer"},
+            "error_count": {"type": "integer"},
+            "error": {"type": "boolean"},
+            "services": {"type": "array", "items": {"type": "string"}},
+            "pipeline_ids": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "TracePage": {
+        "type": "object",
+        "required": ["traces", "next_cursor"],
+        "properties": {
+            "traces": {"type": "array", "items": _ref("TraceSummary")},
             "next_cursor": _nullable("string"),
         },
     },
@@ -547,6 +580,7 @@ def document() -> dict[str, Any]:
                         _query("since", _TIME, "From this time."),
                         _query("until", _TIME, "Before this time."),
                         _query("pipeline_id", _IDENTIFIER, "Only this pipeline's records."),
+                        _SERVICE,
                     ],
                     "responses": _responses("200", _ref("Stats")),
                 }
@@ -564,6 +598,34 @@ def document() -> dict[str, Any]:
                         )
                     ],
                     "responses": _responses("200", _ref("Correlation"), "404"),
+                }
+            },
+            "/api/traces": {
+                "get": {
+                    "summary": "Traces, newest first by start, with their root span, duration and error flag",
+                    "tags": ["traces"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _query("service_name", _IDENTIFIER, "Traces with a span of this service."),
+                        _query("name", _IDENTIFIER, "Traces whose root span has this name."),
+                        _query("min_duration_ms", _DURATION_MS, "Traces lasting at least this long."),
+                        _query("max_duration_ms", _DURATION_MS, "Traces lasting at most this long."),
+                        _query(
+                            "status",
+                            {"type": "string", "enum": ["ok", "error"]},
+                            "error: a span ended with status ERROR; ok: none did.",
+                        ),
+                        _query("pipeline_id", _IDENTIFIER, "Traces with a span of this pipeline."),
+                        _query("since", _TIME, "Traces starting at or after this time."),
+                        _query("until", _TIME, "Traces starting before this time."),
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20},
+                            "Page size.",
+                        ),
+                        _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
+                    ],
+                    "responses": _responses("200", _ref("TracePage")),
                 }
             },
             "/api/logs/cleanup": {

@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from service.app import close_app, create_app
+from tests.otlp_sinks import http_sink
 
 BIN = Path(sys.executable).parent
 
@@ -132,3 +133,38 @@ def test_a_wrong_property_is_refused_by_name() -> None:
         DuckDBLogRecordExporter(max_retry_attempts="many")
     with pytest.raises(ValidationError, match="retries"):
         DuckDBLogRecordExporter(retries=3)
+
+
+@pytest.mark.parametrize(
+    ("service_name", "stored_as"), [(None, "unknown_service:python"), ("billing", "billing")]
+)
+def test_a_program_run_with_the_repository_config_keeps_its_own_service_name(
+    tmp_path: Path, service_name: str | None, stored_as: str
+) -> None:
+    """The README's ``OTEL_CONFIG_FILE=otel-config.yaml`` route: the file names the service's own
+    resource too, but another program's records are never stored as service "pipetrace"."""
+    data_dir = tmp_path / "data"
+    script = tmp_path / "outside.py"
+    script.write_text(PROGRAM)
+    env = {key: value for key, value in os.environ.items() if key != "OTEL_SERVICE_NAME"}
+    with http_sink() as collector:  # the file's OTLP exporters forward here instead of to localhost:4318
+        env |= {
+            "OTEL_CONFIG_FILE": str(REPOSITORY / "otel-config.yaml"),
+            "PIPETRACE_DB": str(data_dir / "telemetry.duckdb"),
+            "FALLBACK_DIRECTORY": str(tmp_path / "spool"),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+            **({"OTEL_SERVICE_NAME": service_name} if service_name else {}),
+        }
+        result = subprocess.run(
+            [str(BIN / "opentelemetry-instrument"), sys.executable, str(script)],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trace_id = result.stdout.strip().splitlines()[-1]
+    app = create_app(data_dir=data_dir)
+    try:
+        found = app.test_client().get(f"/api/logs/correlation/{trace_id}").get_json()
+        assert [log["service_name"] for log in found["logs"]] == [stored_as]
+        assert [span["service_name"] for span in found["spans"]] == [stored_as]
+    finally:
+        close_app(app)

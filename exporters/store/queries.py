@@ -82,6 +82,7 @@ Params = dict[str, Any]
 
 @dataclass(frozen=True)
 class LogFilter:
+    service_name: str | None = None
     pipeline_id: str | None = None
     run_id: str | None = None
     stage: str | None = None
@@ -97,6 +98,7 @@ class LogFilter:
 
 # One predicate per LogFilter field, named as the field and its parameter.
 _FILTER_PREDICATES = {
+    "service_name": "service_name = $service_name",
     "pipeline_id": "pipeline_id = $pipeline_id",
     "run_id": "run_id = $run_id",
     "stage": "stage = $stage",

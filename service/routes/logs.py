@@ -22,7 +22,7 @@ from service.state import state
 
 blueprint = Blueprint("logs", __name__, url_prefix="/api/logs")
 
-_PAGE_FILTERS = frozenset({"run_id", "stage", "level", "since", "until", "limit", "cursor"})
+_PAGE_FILTERS = frozenset({"service_name", "run_id", "stage", "level", "since", "until", "limit", "cursor"})
 MAX_QUERY_LENGTH = 500
 
 
@@ -32,6 +32,7 @@ def _filters(args: Any, pipeline_id: str | None = None) -> LogFilter:
     if since is not None and until is not None and since >= until:
         raise bad_parameter("until", "must be later than since")
     return LogFilter(
+        service_name=_optional_id(args, "service_name"),
         pipeline_id=pipeline_id if pipeline_id is not None else _optional_id(args, "pipeline_id"),
         run_id=_optional_id(args, "run_id"),
         stage=_optional_id(args, "stage"),
@@ -87,7 +88,7 @@ def search() -> Response:
 @blueprint.get("/stats")
 def stats() -> Response:
     args = request.args
-    reject_unknown(args, frozenset({"since", "until", "pipeline_id"}))
+    reject_unknown(args, frozenset({"since", "until", "pipeline_id", "service_name"}))
     service = state()
     filters = _filters(args)
     result = service.queries.stats(filters)

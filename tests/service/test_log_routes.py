@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk.resources import Resource
 
 from service.params import NS
 from service.state import ServiceState
@@ -339,3 +340,39 @@ def test_unknown_routes_and_methods_answer_json(client: FlaskClient) -> None:
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
     wrong = client.get("/api/logs/cleanup")
     assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+
+
+@pytest.fixture
+def two_services(service: ServiceState) -> ServiceState:
+    """Two programs logging for the same pipeline: only their resource's service.name tells them apart."""
+    for name, count in (("billing", 2), ("orders-api", 3)):
+        resource = Resource.create({"service.name": name})
+        service.log_exporter.export(
+            [
+                make_record(f"{name} step {i}", timestamp=T0 + i * NS, resource=resource,
+                            attributes={"pipeline.id": "shared"},
+                            severity=SeverityNumber.ERROR if i == 0 else SeverityNumber.INFO)
+                for i in range(count)
+            ]
+        )  # fmt: skip
+    return service
+
+
+@pytest.mark.parametrize(
+    "route",
+    ["/api/logs?", "/api/logs/pipeline/shared?", "/api/logs/search?q=step&"],
+)
+def test_every_log_route_filters_by_service(
+    client: FlaskClient, two_services: ServiceState, route: str
+) -> None:
+    answer = client.get(f"{route}service_name=billing")
+    assert answer.status_code == 200
+    assert bodies(answer.json["logs"]) == ["billing step 1", "billing step 0"]
+    assert {log["service_name"] for log in answer.json["logs"]} == {"billing"}
+    assert client.get(f"{route}service_name=nobody").json["logs"] == []
+
+
+def test_stats_filter_by_service(client: FlaskClient, two_services: ServiceState) -> None:
+    stats = client.get("/api/logs/stats?service_name=orders-api").json
+    assert (stats["total"], stats["by_level"]) == (3, {"ERROR": 1, "INFO": 2})
+    assert stats["error_rate"] == pytest.approx(1 / 3)

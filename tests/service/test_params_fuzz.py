@@ -26,6 +26,11 @@ NAMES = [
     "cursor",
     "q",
     "pipeline_id",
+    "service_name",
+    "name",
+    "status",
+    "min_duration_ms",
+    "max_duration_ms",
     "x",
 ]
 
@@ -42,7 +47,8 @@ EDGES = [
     "2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.854775806Z", "2262-04-11T23:47:16.854775808Z",
     "1970-01-01T00:00:00Z", "1969-12-31T23:59:59.999999999Z",
     _cursor([True, False]), _cursor([2**63 - 1, 2**64 - 1]), _cursor([2**63 - 2, 2**64 - 1]),
-    _cursor([-1, 0]), _cursor([1.5, 2]), _cursor([0, 0]), _cursor({"a": 1}),
+    _cursor([-1, 0]), _cursor([1.5, 2]), _cursor([0, 0]), _cursor({"a": 1}), _cursor([0, "a" * 32]),
+    _cursor([2**63, "0" * 32]), _cursor([1, "g" * 32]), "1e308", "inf", "nan", "0.5", "1_0",
 ]  # fmt: skip
 VALUES = st.one_of(st.text(max_size=40), st.sampled_from(EDGES))
 ROUTES = [
@@ -52,6 +58,7 @@ ROUTES = [
     "/api/logs/stats",
     "/api/logs/correlation/" + "a" * 32,
     "/api/pipelines/p1/runs",
+    "/api/traces",
 ]
 
 
@@ -69,7 +76,7 @@ def test_no_query_string_causes_a_server_error(
         assert response.status_code == 404 or body["error"].get("parameter")
 
 
-@pytest.mark.parametrize("name", ["since", "until", "level", "limit", "cursor"])
+@pytest.mark.parametrize("name", ["since", "until", "level", "limit", "cursor", "min_duration_ms"])
 @pytest.mark.parametrize("value", EDGES)
 def test_every_edge_value_of_every_parsed_parameter_is_a_200_or_a_4xx(
     client: FlaskClient, name: str, value: str
