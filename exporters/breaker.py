@@ -38,6 +38,12 @@ class CircuitBreaker:
                 return BreakerState.HALF_OPEN
             return self._state
 
+    @property
+    def failures(self) -> int:
+        """Consecutive failures since the last success."""
+        with self._lock:
+            return self._failures
+
     def allow(self) -> bool:
         """May a call go through now? In half-open, only one trial call at a time may."""
         with self._lock:

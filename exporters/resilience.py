@@ -1,9 +1,14 @@
 """Delivery that loses nothing: retry with backoff and jitter, a circuit breaker, and a spool.
 
 Written once for any exporter and any signal. The OTel batch processors ignore an exporter's result
-and never retry, so this has to live in the exporter itself. A batch is *accepted* once it is either
-delivered or durably spooled; spooled batches are replayed (oldest first) by a background thread and
-removed only after they are delivered, so the store's record ids make a replay idempotent.
+and never retry, so this has to live in the exporter itself. It also runs in the processor's only
+export thread, whose queue overflows (silently, for the exporter) while an export blocks: so a batch is
+retried only while the sink was healthy, and for at most ``export_timeout_seconds``; once a batch
+has failed, the next ones get one attempt each until one succeeds, and none once the breaker opens.
+
+A batch is *accepted* once it is either delivered or durably spooled; spooled batches are replayed
+(oldest first) by a background thread and removed only after they are delivered, so the store's
+delivery keys make a replay idempotent.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from tenacity import (
     retry_if_exception_type,
     retry_if_result,
     stop_after_attempt,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -59,7 +65,8 @@ class ResilientDelivery(Generic[T]):
         )
         delay = settings.retry_delay_seconds
         self._retrying = Retrying(
-            stop=stop_after_attempt(settings.max_retry_attempts + 1),
+            stop=stop_after_attempt(settings.max_retry_attempts + 1)
+            | stop_before_delay(settings.export_timeout_seconds),
             # Exponential backoff with full jitter, capped at 30 s like the OTel Collector's.
             wait=wait_random_exponential(multiplier=delay, max=max(delay, 30.0)) if delay else lambda _: 0.0,
             retry=retry_if_result(lambda delivered: delivered is not True)
@@ -88,7 +95,10 @@ class ResilientDelivery(Generic[T]):
             self.counters.add("failed", len(batch))
             return False
         if self.breaker.allow():
-            if self._retrying(self._send_once, batch):
+            # A sink that failed the last batch is retried by the replayer, not here: the export thread
+            # moves on to spooling at once rather than holding the processor's queue.
+            failing = self.breaker.failures > 0
+            if self._send_once(batch) if failing else self._retrying(self._send_once, batch):
                 self.breaker.record_success()
                 self.last_error = None
                 if self.spool is not None and self.counters.get("spooled") > self.counters.get("replayed"):
@@ -131,8 +141,12 @@ class ResilientDelivery(Generic[T]):
         self.counters.add("spooled", len(batch))
         return True
 
-    def replay(self) -> int:
-        """Deliver spooled batches, oldest first, until one fails; return how many records went."""
+    def replay(self, *, trial: bool = False) -> int:
+        """Deliver spooled batches, oldest first, until one fails; return how many records went.
+
+        ``trial`` tries the first batch even while the breaker is open: the last chance of a process
+        that is exiting, which would otherwise leave its spool for the next one to find.
+        """
         if self.spool is None:
             return 0
         delivered = 0
@@ -146,8 +160,9 @@ class ResilientDelivery(Generic[T]):
                     self.spool.quarantine(spooled, f"{type(exc).__name__}: {exc}")
                     self.counters.add("quarantined", spooled.records)
                     continue
-                if not self.breaker.allow():
+                if not (self.breaker.allow() or trial):
                     break
+                trial = False
                 if not self._send_once(batch):
                     self.breaker.record_failure()
                     break
@@ -187,6 +202,15 @@ class ResilientDelivery(Generic[T]):
         if self._replayer is not None and self._replayer.is_alive():
             self._replayer.join(timeout=30)
         try:
-            self.replay()
+            self.replay(trial=True)
         except Exception:
             _logger.exception("%s: final replay failed; the spool is kept for the next start", self.name)
+        if self.spool is not None and self.spool.pending():
+            status = self.spool.status()
+            _logger.warning(
+                "%s: %d records stay spooled in %s (%s); they are delivered by the next replay",
+                self.name, status["records"], self.spool.directory, self.last_error or "the sink was away",
+            )  # fmt: skip
+        dropped = self.counters.get("dropped")
+        if dropped:
+            _logger.error("%s: %d records were dropped by this process (see above)", self.name, dropped)

@@ -51,6 +51,12 @@ class ExporterSettings(BaseSettings):
     fallback_max_files: int = Field(
         100, ge=1, validation_alias=_env("FALLBACK_MAX_FILES", "fallback_max_files")
     )
+    # How long one export may spend retrying before it spools its batch. The SDK's batch processor
+    # exports from one thread and drops the newest records once its queue (2,048 at its defaults) is
+    # full: at 500 records/s an export held for more than ~4 s loses records no spool could save.
+    export_timeout_seconds: float = Field(
+        2.0, ge=0, le=3600, validation_alias=_env("PIPETRACE_EXPORT_TIMEOUT", "export_timeout_seconds")
+    )
     replay_interval_seconds: float = Field(
         5.0, gt=0, validation_alias=_env("PIPETRACE_REPLAY_INTERVAL", "replay_interval_seconds")
     )

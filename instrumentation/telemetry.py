@@ -94,6 +94,17 @@ def _exports(items: Sequence[Any]) -> list[Export]:
     return [item if isinstance(item, Export) else Export(item, acknowledges=True) for item in items]
 
 
+class ExcludeLoggers(logging.Filter):
+    """Refuses the records of the named loggers and of their children."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self._names = tuple(names)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(record.name == name or record.name.startswith(f"{name}.") for name in self._names)
+
+
 @dataclass
 class Telemetry:
     """The service's OpenTelemetry pipeline, from processors to exporters.
@@ -160,11 +171,16 @@ class Telemetry:
             if not export.acknowledges:
                 self._forward_log_processors.append(log_processor)
 
-    def bridge_logging(self, level: str | int, logger: logging.Logger | None = None) -> None:
-        """Send std ``logging`` records at ``level`` and above to OTel logs."""
+    def bridge_logging(
+        self, level: str | int, logger: logging.Logger | None = None, *, exclude: Sequence[str] = ()
+    ) -> None:
+        """Send std ``logging`` records at ``level`` and above to OTel logs, except those of the loggers
+        named in ``exclude`` (and their children)."""
         target = logger or logging.getLogger()
         target.setLevel(level)
         self._handler = LoggingHandler(level=logging.NOTSET, logger_provider=self.logger_provider)
+        if exclude:
+            self._handler.addFilter(ExcludeLoggers(exclude))
         target.addHandler(self._handler)
         self._bridged = target
 

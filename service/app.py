@@ -28,7 +28,7 @@ from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.periodic import Periodic
 from service.retention import RetentionWorker
-from service.routes import health, logs, otlp, pipelines, traces, ui
+from service.routes import backup, health, logs, otlp, pipelines, traces, ui
 from service.routes.pipelines import USER_CODE_TEMPLATE
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
@@ -72,9 +72,6 @@ def create_app(
     app.url_map.converters["any_text"] = AnyTextConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     repository = PipelineRepository(store, settings.data_dir / "secrets")
-    interrupted = repository.fail_interrupted()
-    if interrupted:
-        _logger.warning("%d runs were in flight when the service last stopped; marked failed", interrupted)
     runs = RunManager(
         repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
         settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
@@ -98,6 +95,9 @@ def create_app(
         runs=runs,
         scheduler=scheduler,
     )
+    # Runs the last service left (finished meanwhile, still alive, or never started) are settled in
+    # the background, once the store answers: see service.runner.
+    state(app).runs.adopt_in_background()
     register_error_handlers(app)
     install_host_check(app, settings.trusted_hosts)  # first: a rebinding page learns nothing else
     install_auth(app, settings.api_token_value, settings.ingest_token_value)
@@ -111,6 +111,7 @@ def create_app(
         pipelines.blueprint,
         traces.blueprint,
         ui.blueprint,
+        backup.blueprint,
     ):
         app.register_blueprint(blueprint)
     instrument_app(
@@ -231,6 +232,6 @@ def close_app(app: Flask) -> None:
     if drain is not None:
         drain.stop()
     service = state(app)
-    service.runs.shutdown()  # runs in flight are cancelled and flush their telemetry first
+    service.runs.shutdown()  # runs in flight keep running; the next start adopts them
     service.telemetry.shutdown()  # flushes the batch processors, then shuts the exporters down
     service.store.close()

@@ -15,6 +15,7 @@ from flask import Flask
 
 from instrumentation.config import ConfigError
 from service.app import close_app, create_app
+from service.backup_cli import backup_command
 from service.checked_settings import load_settings
 from service.cli_group import OneLineErrors
 from service.config_cli import config
@@ -174,6 +175,7 @@ main.add_command(spool)
 main.add_command(config)
 main.add_command(run_command)
 main.add_command(pipelines)
+main.add_command(backup_command)
 
 if __name__ == "__main__":
     main()

@@ -68,6 +68,45 @@ _IDENTIFIER = {"type": "string", "minLength": 1, "maxLength": 256}
 _COUNT = _nullable("integer", minimum=0)
 
 
+_RFC3339 = {"type": "string", "description": "RFC 3339 with its offset"}
+_RUN_MANIFEST = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["run_id", "trace_id", "pipeline"],
+    "properties": {
+        "run_id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        "trace_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "started_at": _RFC3339,
+        "pid": {"type": "integer"},
+        "create_time": {"type": "number"},
+        "pipeline": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "template", "params"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "template": {"type": "string"},
+                "params": {"type": "object"},
+            },
+        },
+    },
+}
+_RUN_OUTCOME = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status"],
+    "properties": {
+        "status": {"enum": ["succeeded", "failed", "cancelled"]},
+        "rows_loaded": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "error": {"type": ["object", "null"]},
+        "exit_code": {"type": ["integer", "null"]},
+        "finished_at": _RFC3339,
+        "trace_id": {"type": "string"},
+        "duration_seconds": {"type": "number"},
+    },
+}
+
+
 def _path(name: str, description: str, schema: dict[str, Any] = _IDENTIFIER) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
@@ -637,6 +676,28 @@ def document() -> dict[str, Any]:
                     "responses": _responses("200", _ref("Cleaned"), "415", "503"),
                 }
             },
+            "/api/backup": {
+                "post": {
+                    "summary": "Write a consistent copy of the store into the data folder's backups/",
+                    "tags": ["admin"],
+                    "security": [{"api": []}],
+                    "requestBody": {
+                        "required": False,
+                        **_json({"type": "object", "additionalProperties": False, "maxProperties": 0}),
+                    },
+                    "responses": _responses(
+                        "201",
+                        _object(
+                            path={"type": "string"},
+                            bytes={"type": "integer", "minimum": 0},
+                            created_at={"type": "string"},
+                        ),
+                        "409",
+                        "415",
+                        "503",
+                    ),
+                }
+            },
             "/api/templates": {
                 "get": {
                     "summary": "Pipeline templates and their parameter schemas",
@@ -731,6 +792,26 @@ def document() -> dict[str, Any]:
                         "415",
                     ),
                 },
+            },
+            "/api/runs": {
+                "post": {
+                    "summary": "Record a run that `pipetrace run` started (its pipeline is found by name "
+                    "and template, or created)",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "requestBody": {"required": True, **_json(_RUN_MANIFEST)},
+                    "responses": _responses("201", _ref("Run"), "409", "415"),
+                }
+            },
+            "/api/runs/{run_id}/outcome": {
+                "post": {
+                    "summary": "How a run that `pipetrace run` registered ended",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("run_id", "The run's id")],
+                    "requestBody": {"required": True, **_json(_RUN_OUTCOME)},
+                    "responses": _responses("200", _ref("Run"), "404", "409", "415"),
+                }
             },
             "/api/runs/{run_id}": {
                 "get": {

@@ -1,42 +1,61 @@
-"""Runs pipelines, each in its own process, a bounded number at a time; the rest wait in a queue.
+"""Runs pipelines, each in its own detached process, a bounded number at a time; the rest wait.
 
-A run is a rendered script started with ``sys.executable``. It continues the trace of the request that
-started it (``TRACEPARENT``) and sends its telemetry back to this service over OTLP; nothing is read
-from its stdout but text it printed without logging, which becomes log records of the run. Its
-outcome comes back in a small JSON result file, not as marker lines.
+A run is a rendered script started with ``sys.executable`` in a session of its own, its output going
+to ``output.log`` in its run folder (lines it prints become log records of the run in the run itself:
+``templates.output_capture``). It continues the trace of the request that started it
+(``TRACEPARENT``) and sends its telemetry to this service over OTLP, spooling into ``run-spool/`` what
+it cannot send, which the service drains (``service.run_spool``). Its outcome comes back in a JSON
+result file, not as marker lines.
+
+One model for restarts (``service.run_process`` keeps each run's manifest in its folder):
+
+- Stopping the service (SIGTERM, Ctrl-C) does not stop its runs: they finish on their own and write
+  their outcome; only a cancel ends a run early.
+- A service that starts adopts what the last one left: a run that finished meanwhile gets the status,
+  rows and error of its result file; a run still alive (same pid *and* process start time) is watched
+  again, and can be cancelled; a run that ended without an outcome (killed, or the machine stopped)
+  is failed, saying so; a run that was still queued is failed as never started.
+- Every status is the run's own: a cancelled run that finished anyway is ``succeeded`` with its rows.
 """
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators._envcarrier import EnvironmentSetter
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
-from exporters.store.pipelines import Pipeline, PipelineRepository
+from exporters.store.pipelines import FINISHED, DuplicateName, Pipeline, PipelineRepository
 from instrumentation.context import pipeline_context
 from service.auth import otlp_headers_env
+from service.run_manifest import InvalidManifest, check_manifest
+from service.run_process import (
+    CANCEL_REQUESTED,
+    MANIFEST,
+    OUTPUT,
+    REGISTERED,
+    RESULT,
+    RunProcess,
+    found_process,
+    read_json,
+    write_manifest,
+)
 from templates.render import render, template
 
 # Where runs spool what they cannot send the service; the service drains it too (service.run_spool).
 RUN_SPOOL = "run-spool"
 _logger = logging.getLogger(__name__)
-output_logger = logging.getLogger("pipetrace.run.output")
 
 SCRIPT_NAME = "pipeline_run.py"  # never the folder's name: dlt imports a module named after the folder
 CANCEL_GRACE_SECONDS = 15.0
@@ -61,10 +80,17 @@ class RunManager:
         self.data_dir = data_dir
         self.service_url = service_url
         self.extra_env = extra_env or {}
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="pipetrace-run")
-        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._processes: dict[str, RunProcess] = {}
         self._cancelled: set[str] = set()
+        # Runs started or registered by this service: adoption (which may still be running when the
+        # first requests arrive) is only about what an earlier service left.
+        self._own: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.data_dir / "runs" / run_id
 
     def start(self, pipeline: Pipeline, overrides: dict[str, Any] | None = None) -> dict[str, str]:
         """Queue a run of ``pipeline`` under the current trace; return its run id and trace id.
@@ -77,8 +103,14 @@ class RunManager:
         trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
         carrier: dict[str, str] = {}
         propagate.inject(carrier, setter=EnvironmentSetter())
+        with self._lock:
+            self._own.add(run_id)
         self.repository.add_run(pipeline.id, run_id, trace_id, overrides)
-        self._executor.submit(self._execute, pipeline, run_id, carrier, span_context)
+        # A daemon thread per run, not a pool: a service that stops must not wait for its runs.
+        threading.Thread(
+            target=self._queued, args=(pipeline, run_id, carrier, span_context),
+            name=f"pipetrace-run-{run_id}", daemon=True,
+        ).start()  # fmt: skip
         return {"run_id": run_id, "trace_id": trace_id or ""}
 
     def cancel(self, run_id: str) -> bool:
@@ -89,9 +121,15 @@ class RunManager:
         with self._lock:
             self._cancelled.add(run_id)
             process = self._processes.get(run_id)
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # the run flushes its telemetry, then exits
-            threading.Timer(CANCEL_GRACE_SECONDS, _kill_if_running, args=(process,)).start()
+        run_dir = self.run_dir(run_id)
+        if run_dir.is_dir():  # kept for a service that restarts before the run ends
+            (run_dir / CANCEL_REQUESTED).touch()
+        if process is None and run["status"] == "running":
+            # A run of an earlier service that adoption has not reached yet: found by its manifest.
+            manifest = read_json(run_dir / MANIFEST)
+            process = found_process(manifest) if manifest is not None else None
+        if process is not None and process.alive():
+            _terminate(process)
         elif run["status"] == "queued":
             self.repository.update_run(run_id, status="cancelled", finished_at=_now())
         return True
@@ -107,7 +145,7 @@ class RunManager:
             {
                 "PIPETRACE_PIPELINE_ID": pipeline.id,
                 "PIPETRACE_RUN_ID": run_id,
-                "PIPETRACE_RESULT_FILE": str(run_dir / "result.json"),
+                "PIPETRACE_RESULT_FILE": str(run_dir / RESULT),
                 "OTEL_SERVICE_NAME": "pipetrace-run",
                 "DLT_DATA_DIR": str(self.data_dir / "dlt"),
                 "RUNTIME__DLTHUB_TELEMETRY": "false",
@@ -128,25 +166,35 @@ class RunManager:
         env.update(self.repository.secret_env(pipeline.id))  # credentials: environment only, never the script
         return env
 
-    def _execute(self, pipeline: Pipeline, run_id: str, carrier: dict[str, str], parent: SpanContext) -> None:
-        with self._lock:
-            if run_id in self._cancelled:
+    def _queued(self, pipeline: Pipeline, run_id: str, carrier: dict[str, str], parent: SpanContext) -> None:
+        """Wait for a free slot, then run; a service stopping meanwhile leaves the run queued, and the
+        next start settles it."""
+        while not self._slots.acquire(timeout=0.5):
+            if self._stopping.is_set():
                 return
-        run_dir = self.data_dir / "runs" / run_id
+        try:
+            with self._lock:
+                if run_id in self._cancelled or self._stopping.is_set():
+                    return
+            self._execute(pipeline, run_id, carrier, parent)
+        finally:
+            self._slots.release()
+
+    def _execute(self, pipeline: Pipeline, run_id: str, carrier: dict[str, str], parent: SpanContext) -> None:
+        run_dir = self.run_dir(run_id)
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
         try:
             with pipeline_context(pipeline_id=pipeline.id, run_id=run_id):
-                self._run_process(pipeline, run_id, run_dir, carrier)
+                process = self._spawn(pipeline, run_id, run_dir, carrier)
+                self._watch(run_id, process)
         except Exception as exc:
             _logger.exception("run %s of pipeline %s could not be started", run_id, pipeline.id)
             self.repository.update_run(run_id, status="failed", finished_at=_now(),
                                        error={"type": type(exc).__name__, "message": str(exc)})  # fmt: skip
         finally:
             otel_context.detach(token)
-            with self._lock:
-                self._processes.pop(run_id, None)
 
-    def _run_process(self, pipeline: Pipeline, run_id: str, run_dir: Path, carrier: dict[str, str]) -> None:
+    def _spawn(self, pipeline: Pipeline, run_id: str, run_dir: Path, carrier: dict[str, str]) -> RunProcess:
         rendered = render(
             pipeline.template, pipeline.params | _secret_placeholders(pipeline), pipeline.dlt_name
         )
@@ -156,71 +204,233 @@ class RunManager:
         env = self._environment(pipeline, run_id, run_dir, carrier)
         self.repository.update_run(run_id, status="running", started_at=_now())
         _logger.info("run %s of pipeline %s (%s) started", run_id, pipeline.name, pipeline.template)
-        process = subprocess.Popen(
-            [sys.executable, str(script)],
-            cwd=run_dir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        with open(run_dir / OUTPUT, "ab") as output:
+            popen = subprocess.Popen(
+                [sys.executable, str(script)], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=output, stderr=output, start_new_session=True,
+            )  # fmt: skip
+        process = RunProcess.spawned(popen)
+        write_manifest(
+            run_dir,
+            {"run_id": run_id, "pipeline_id": pipeline.id, "pid": process.pid,
+             "create_time": process.create_time},
+        )  # fmt: skip
         with self._lock:
             self._processes[run_id] = process
             cancelled_early = run_id in self._cancelled
         if cancelled_early:
-            process.send_signal(signal.SIGTERM)
-        # Threads start with empty contextvars: run the pumps in a copy of this one, which holds the
-        # run's trace context and pipeline context, so their records are linked to the run.
-        outputs = ((process.stdout, logging.INFO, "stdout"), (process.stderr, logging.WARNING, "stderr"))
-        pumps = [
-            threading.Thread(target=contextvars.copy_context().run, args=(_pump, *output), daemon=True)
-            for output in outputs
-        ]
-        for pump in pumps:
-            pump.start()
-        exit_code = process.wait()
-        for pump in pumps:
-            pump.join(timeout=10)
-        self._finish(run_id, run_dir, exit_code)
+            (run_dir / CANCEL_REQUESTED).touch()
+            process.terminate()
+        return process
 
-    def _finish(self, run_id: str, run_dir: Path, exit_code: int) -> None:
-        result_file = run_dir / "result.json"
-        result: dict[str, Any] = orjson.loads(result_file.read_bytes()) if result_file.exists() else {}
+    def _watch(self, run_id: str, process: RunProcess) -> None:
+        """Wait for the run's end and record it; a service stopping meanwhile records nothing (the
+        next start adopts the outcome)."""
         with self._lock:
-            cancelled = run_id in self._cancelled
-        status = (
-            "cancelled"
-            if cancelled
-            else result.get("status") or ("succeeded" if exit_code == 0 else "failed")
-        )
+            self._processes[run_id] = process
+        try:
+            exit_code = process.wait(self._stopping)
+            if not self._stopping.is_set():
+                self._finish(run_id, exit_code)
+        finally:
+            with self._lock:
+                self._processes.pop(run_id, None)
+
+    def _finish(self, run_id: str, exit_code: int | None) -> None:
+        """Record what the run did: its result file's status, rows and error, whatever was asked."""
+        run_dir = self.run_dir(run_id)
+        result = read_json(run_dir / RESULT) or {}
+        with self._lock:
+            cancel_requested = run_id in self._cancelled
+        cancel_requested = cancel_requested or (run_dir / CANCEL_REQUESTED).exists()
+        status = result.get("status")
         error = result.get("error")
-        if status == "failed" and error is None:
-            error = {
-                "type": "ProcessExit",
-                "message": f"the run exited with code {exit_code} and reported nothing",
-            }
+        if status not in FINISHED:
+            status = "cancelled" if cancel_requested else "failed"
+            error = _no_outcome(run_dir, exit_code, cancel_requested)
+        elif cancel_requested and status != "cancelled":
+            _logger.info("run %s ended %s before its cancel took effect", run_id, status)
+        if exit_code is None and isinstance(result.get("exit_code"), int):
+            exit_code = result["exit_code"]
         warnings = (result.get("warnings") or []) if status == "succeeded" else []
         self.repository.update_run(
-            run_id, status=status, finished_at=_now(), exit_code=exit_code,
+            run_id, status=status, finished_at=_finished_at(result) or _now(), exit_code=exit_code,
             rows_loaded=result.get("rows_loaded") or {}, error=error, warnings=warnings or None,
         )  # fmt: skip
         # A cancel is what someone asked for, not a failure: it must not count among the errors.
-        level = {"succeeded": logging.WARNING if warnings else logging.INFO, "cancelled": logging.INFO}
+        level = logging.ERROR if status == "failed" else logging.WARNING if warnings else logging.INFO
         said = f" with warnings: {'; '.join(warnings)}" if warnings else ""
-        _logger.log(level.get(status, logging.ERROR), "run %s %s%s (exit code %d)", run_id, status, said,
-                    exit_code)  # fmt: skip
+        _logger.log(level, "run %s %s%s (exit code %s)", run_id, status, said, exit_code)
+
+    def register(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Record a run that ``pipetrace run`` started (its manifest, checked by the caller) as a run
+        of the pipeline of that name and template, created when there is none; return the run."""
+        spec = manifest["pipeline"]
+        pipeline = self.repository.named(spec["name"], spec["template"])
+        if pipeline is None:
+            # Names are unique: one that another template holds is refused (DuplicateName, a 409).
+            pipeline = self.repository.create(spec["name"], spec["template"], spec["params"], {})
+        with self._lock:
+            self._own.add(manifest["run_id"])
+        self.repository.add_run(pipeline.id, manifest["run_id"], manifest.get("trace_id"))
+        started = _finished_at({"finished_at": manifest.get("started_at")}) or _now()
+        self.repository.update_run(manifest["run_id"], status="running", started_at=started)
+        _logger.info("run %s of pipeline %s registered by pipetrace run", manifest["run_id"], pipeline.name)
+        run = self.repository.run(manifest["run_id"])
+        assert run is not None
+        return run
+
+    def record_outcome(self, run_id: str, result: dict[str, Any]) -> bool:
+        """The outcome ``pipetrace run`` reports for a run it registered; False when the run is not
+        one that waits for it (finished already, or a run this service watches itself)."""
+        run = self.repository.run(run_id)
+        with self._lock:
+            watched = run_id in self._processes
+        if run is None or run["status"] != "running" or watched:
+            return False
+        self.repository.update_run(
+            run_id, status=result["status"], finished_at=_finished_at(result) or _now(),
+            exit_code=result.get("exit_code"), rows_loaded=result.get("rows_loaded") or {},
+            error=result.get("error"),
+        )  # fmt: skip
+        _logger.info("run %s %s (reported by pipetrace run)", run_id, result["status"])
+        return True
+
+    def adopt(self) -> None:
+        """Settle what the last service left: outcomes written while it was away, runs still alive
+        (watched again), runs that ended without an outcome, and runs that never started; and record
+        the runs ``pipetrace run`` started while no service answered."""
+        self._adopt_cli_runs()
+        for run_id, status in self.repository.unfinished_runs():
+            with self._lock:
+                if run_id in self._own:
+                    continue
+            run_dir = self.run_dir(run_id)
+            manifest = read_json(run_dir / MANIFEST)
+            if manifest is None:
+                reason = (
+                    "the service stopped before the run started"
+                    if status == "queued"
+                    else "the service stopped while the run was in flight, and the run left no manifest"
+                )
+                self.repository.update_run(
+                    run_id, status="failed", finished_at=_now(),
+                    error={"type": "Interrupted", "message": reason},
+                )  # fmt: skip
+                _logger.warning("run %s: %s; marked failed", run_id, reason)
+                continue
+            self._adopt_one(run_id, manifest)
+
+    def _adopt_cli_runs(self) -> None:
+        runs = self.data_dir / "runs"
+        for manifest_path in sorted(runs.glob(f"*/{MANIFEST}")) if runs.is_dir() else []:
+            run_dir = manifest_path.parent
+            if (run_dir / REGISTERED).exists():
+                continue
+            manifest = read_json(manifest_path)
+            if manifest is None or not isinstance(manifest.get("pipeline"), dict):
+                continue  # a run of this service: it is in the store already
+            if self.repository.run(run_dir.name) is None:
+                try:
+                    checked = check_manifest({**manifest, "run_id": run_dir.name})
+                except InvalidManifest as exc:
+                    _logger.warning(
+                        "run folder %s is not a run pipetrace run wrote (%s); left alone", run_dir, exc
+                    )
+                    continue
+                try:
+                    self.register(checked)
+                except DuplicateName as exc:  # names are unique; this one is another template's
+                    _logger.warning("run %s of pipetrace run not adopted: %s", run_dir.name, exc)
+                    (run_dir / REGISTERED).touch()
+                    continue
+                with self._lock:  # not this service's own run: settled below, like the others
+                    self._own.discard(run_dir.name)
+                _logger.info(
+                    "run %s of pipetrace run, started while no service answered, adopted", run_dir.name
+                )
+            (run_dir / REGISTERED).touch()
+
+    def _adopt_one(self, run_id: str, manifest: dict[str, Any]) -> None:
+        process = found_process(manifest)
+        if process is None:
+            _logger.info("run %s ended while the service was away; recording its outcome", run_id)
+            self._finish(run_id, None)
+            return
+        _logger.info("run %s (pid %d) is still running; watching it again", run_id, process.pid)
+        with self._lock:
+            signalled = run_id in self._cancelled  # cancel() found it by its manifest already
+        if (self.run_dir(run_id) / CANCEL_REQUESTED).exists() and not signalled:
+            _terminate(process)  # cancelled while no service watched it: the cancel still holds
+        threading.Thread(
+            target=self._watch, args=(run_id, process), name=f"pipetrace-run-{run_id}", daemon=True
+        ).start()
+
+    def adopt_in_background(self, retry_seconds: float = 5.0) -> threading.Thread:
+        """``adopt`` once the store answers: a store that is locked or away at start does not stop
+        the service, and the runs are settled as soon as it is back."""
+
+        def adopt_when_possible() -> None:
+            while not self._stopping.is_set():
+                try:
+                    self.adopt()
+                    return
+                except Exception as exc:
+                    _logger.warning("runs left by the last service not settled yet (%s); retrying", exc)
+                    self._stopping.wait(retry_seconds)
+
+        thread = threading.Thread(target=adopt_when_possible, name="pipetrace-run-adopt", daemon=True)
+        thread.start()
+        return thread
 
     def shutdown(self) -> None:
-        """Stop taking runs; cancel those in flight (they flush their telemetry) and wait for them."""
+        """Stop taking runs. Runs in flight keep running on their own; the next start adopts them."""
+        self._stopping.set()
         with self._lock:
-            running = list(self._processes.items())
-        for run_id, _ in running:
-            self.cancel(run_id)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+            running = [run_id for run_id, process in self._processes.items() if process.alive()]
+        if running:
+            _logger.info(
+                "%d runs keep running without the service (%s); its next start adopts them",
+                len(running), ", ".join(running),
+            )  # fmt: skip
 
 
-def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
+def _terminate(process: RunProcess) -> None:
+    process.terminate()  # the run flushes its telemetry and writes its outcome, then exits
+    grace = threading.Timer(CANCEL_GRACE_SECONDS, process.kill)
+    grace.daemon = True  # a service that stops meanwhile does not wait for it
+    grace.start()
+
+
+def _finished_at(result: dict[str, Any]) -> datetime.datetime | None:
+    value = result.get("finished_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _no_outcome(run_dir: Path, exit_code: int | None, cancelled: bool) -> dict[str, Any]:
+    """The error of a run that wrote no result, with the last lines it printed, which say why."""
+    if cancelled:
+        message = "the run was cancelled and ended before it could report (killed after the grace period)"
+        return {"type": "Cancelled", "message": message}
+    how = f"exited with code {exit_code}" if exit_code is not None else "ended"
+    tail = _tail(run_dir / OUTPUT)
+    message = f"the run {how} and reported no outcome" + (f"; its last output:\n{tail}" if tail else "")
+    return {"type": "ProcessExit", "message": message}
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def _secret_placeholders(pipeline: Pipeline) -> dict[str, Any]:
@@ -230,14 +440,3 @@ def _secret_placeholders(pipeline: Pipeline) -> dict[str, Any]:
     """
     spec = template(pipeline.template)
     return {key: "<secret>" for key in spec.secrets if key in spec.required and key not in pipeline.params}
-
-
-def _pump(stream: IO[bytes] | None, level: int, name: str) -> None:
-    """Each line the run printed without logging it becomes a log record of the run."""
-    if stream is None:
-        return
-    with stream:
-        for raw in stream:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if line:
-                output_logger.log(level, line, extra={"pipeline.stage": name})

@@ -16,6 +16,7 @@ from exporters.span_exporter import DuckDBSpanExporter
 from exporters.spool import Spool
 from exporters.store import TelemetryStore
 from service.checked_settings import load_exporter_settings
+from service.runner import RUN_SPOOL
 
 # Spool folders are named <sink>-<signal> by the exporter that wrote them.
 _FOLDERS = ("duckdb-logs", "duckdb-traces", "otlp-logs", "otlp-traces")
@@ -40,6 +41,11 @@ def status(as_json: bool) -> None:
         folder = settings.fallback_directory / name
         if folder.is_dir():
             folders[name] = Spool(folder, settings.fallback_max_files).status()
+    # What pipeline runs (the service's and `pipetrace run`'s) spooled; the service drains it.
+    for name in ("otlp-logs", "otlp-traces"):
+        folder = settings.data_dir / RUN_SPOOL / name
+        if folder.is_dir():
+            folders[f"{RUN_SPOOL}/{name}"] = Spool(folder, settings.fallback_max_files).status()
     if as_json:
         click.echo(orjson.dumps({"directory": str(settings.fallback_directory), "spools": folders}).decode())
         return
@@ -50,7 +56,7 @@ def status(as_json: bool) -> None:
         click.echo("  empty")
     for name, state in folders.items():
         click.echo(
-            f"  {name:14} {state['files']:5} files {state['records']:9} records {state['bytes']:11} bytes"
+            f"  {name:21} {state['files']:5} files {state['records']:9} records {state['bytes']:11} bytes"
             f" {state['quarantined_files']:4} quarantined"
         )
 

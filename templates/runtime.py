@@ -15,10 +15,10 @@ A rendered template only builds a dlt source; :func:`run` does the rest, the sam
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,12 +37,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporters.records import PIPELINE_ID, RUN_ID, STAGE
 from instrumentation.context import PipelineContextLogProcessor, pipeline_context
-from instrumentation.telemetry import Batching, Telemetry
+from instrumentation.telemetry import Batching, ExcludeLoggers, Telemetry
+from templates.output_capture import OUTPUT_LOGGER, OutputCapture
 
 _logger = logging.getLogger("pipetrace.run")
 PROGRESS_LOGGER = "dlt.progress"
 NO_ROWS = "no rows loaded"
 _LEVEL_NAMES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
+# Loggers of the run's exporters and of the OTel SDK: kept out of the run's own telemetry.
+DELIVERY_LOGGERS = ("exporters", "opentelemetry")
 
 
 class RunEnvironment(BaseSettings):
@@ -63,6 +66,9 @@ class RunEnvironment(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL", "log_level"))
     console: bool = Field(False, validation_alias=AliasChoices("PIPETRACE_CONSOLE", "console"))
+    # Set by `pipetrace run` when no service answered: spool from the first failed batch on, rather
+    # than spend seconds per batch on the OTLP exporter's retries against a port nobody listens on.
+    service_away: bool = Field(False, validation_alias=AliasChoices("PIPETRACE_SERVICE_AWAY", "service_away"))
 
 
 class _Fallback:
@@ -100,9 +106,14 @@ def _exporters(env: RunEnvironment) -> tuple[list[Any], list[Any]]:
         from exporters.otlp_exporter import ResilientOTLPLogExporter, ResilientOTLPSpanExporter
 
         base = env.otlp_endpoint.rstrip("/")
+        away: dict[str, Any] = (
+            {"timeout": 1.0, "max_retry_attempts": 0, "circuit_breaker_threshold": 1}
+            if env.service_away
+            else {}
+        )
         return (
-            [ResilientOTLPLogExporter(endpoint=f"{base}/v1/logs")],
-            [ResilientOTLPSpanExporter(endpoint=f"{base}/v1/traces")],
+            [ResilientOTLPLogExporter(endpoint=f"{base}/v1/logs", **away)],
+            [ResilientOTLPSpanExporter(endpoint=f"{base}/v1/traces", **away)],
         )
     from exporters.log_exporter import DuckDBLogRecordExporter
     from exporters.span_exporter import DuckDBSpanExporter
@@ -122,13 +133,21 @@ def _telemetry(env: RunEnvironment) -> Telemetry:
         log_processors=[PipelineContextLogProcessor(), RunFallbackLogProcessor()],
         batching=Batching(max_export_batch_size=512, max_queue_size=65536, schedule_delay_millis=200),
     )
-    telemetry.bridge_logging(_LEVEL_NAMES.get(env.log_level.upper(), env.log_level.upper()))
-    if env.console:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
-        )
-        logging.getLogger().addHandler(console)
+    # The run's own exporters say on stderr when they retry or spool; those lines are about delivering
+    # the run's telemetry, not about the run, so they stay out of it (and cannot feed on themselves).
+    telemetry.bridge_logging(
+        _LEVEL_NAMES.get(env.log_level.upper(), env.log_level.upper()), exclude=DELIVERY_LOGGERS
+    )
+    # On the real stderr (a copy taken before OutputCapture points descriptor 2 at its pipe), so these
+    # lines are not captured again as the run's output.
+    stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    console = logging.StreamHandler(stderr)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S"))
+    if env.console:  # pipetrace run: everything on screen, except printed lines, which are there already
+        console.addFilter(ExcludeLoggers([OUTPUT_LOGGER]))
+    else:  # a run of the service: only the delivery lines, into the run folder's output.log
+        console.addFilter(lambda record: not ExcludeLoggers(DELIVERY_LOGGERS).filter(record))
+    logging.getLogger().addHandler(console)
     return telemetry
 
 
@@ -267,6 +286,8 @@ class _Cancel:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     _Cancel.requested = True
+    # One cancel is enough: a second SIGTERM must not cut short the flush and the outcome it started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -277,7 +298,8 @@ def _stop_signals() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if signal.getsignal(signal.SIGTERM) is _interrupt:  # else cancelled: stay deaf to repeats
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run(
@@ -299,12 +321,14 @@ def run(
     started = time.time()
     result: dict[str, Any] = {"status": "failed", "rows_loaded": {}, "error": None}
     collector = None
+    capture = OutputCapture()
     with (
         _stop_signals(),
         pipeline_context(pipeline_id=env.pipeline_id, run_id=env.run_id),
         tracer.start_as_current_span(f"pipeline {pipeline_name}", context=parent) as root,
     ):
         result["trace_id"] = format(root.get_span_context().trace_id, "032x")
+        capture.start()
         try:
             import dlt
 
@@ -355,6 +379,9 @@ def run(
                 _logger.exception("pipeline %s failed%s", pipeline_name, where)
         finally:
             result["duration_seconds"] = round(time.time() - started, 3)
+            capture.stop()
     telemetry.shutdown()  # flushes the run's spans and logs (or spools them) before the process ends
+    result["exit_code"] = 0 if result["status"] == "succeeded" else 1
+    result["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     _write_result(env, result)
-    return 0 if result["status"] == "succeeded" else 1
+    return int(result["exit_code"])

@@ -141,5 +141,5 @@ def test_the_route_table_lists_every_log_route(app: Flask) -> None:
 
 def test_the_readme_says_how_pipetrace_run_finds_the_service() -> None:
     section = README[README.index("`pipetrace run` runs one pipeline") :][:1200]
-    for needed in ("/healthz", "PIPETRACE_HOST", "PIPETRACE_PORT", "--endpoint", "PIPETRACE_DB"):
+    for needed in ("/healthz", "--service-url", "PIPETRACE_URL", "run-spool", "/api/runs/<run id>"):
         assert needed in section, needed

@@ -29,9 +29,11 @@ _RUN = statement("run")
 _PIPELINE_RUNS = statement("pipeline_runs")
 _RUN_ERROR_COUNTS = statement("run_error_counts")
 _FAIL_INTERRUPTED_RUNS = statement("fail_interrupted_runs")
+_UNFINISHED_RUNS = statement("unfinished_runs")
+_PIPELINE_NAMED = statement("pipeline_named")
+_NAME_TAKEN = statement("pipeline_name_taken")
 _UPDATE_PIPELINE = statement("update_pipeline")
 _DELETE_PIPELINE = statement("delete_pipeline")
-_PIPELINE_NAMED = statement("pipeline_named")
 _ACTIVE_RUNS = statement("active_runs")
 _RUN_OUTCOMES = statement("run_outcomes")
 # How a run can end up, as the stats count them (see sql/run_outcomes.sql).
@@ -178,6 +180,11 @@ class PipelineRepository:
         row = record(_PIPELINE.run(self.store.cursor(), {"id": pipeline_id}))
         return _pipeline(row) if row else None
 
+    def named(self, name: str, template: str) -> Pipeline | None:
+        """The pipeline of this name and template (the oldest, should there be several)."""
+        row = record(_PIPELINE_NAMED.run(self.store.cursor(), {"name": name, "template": template}))
+        return _pipeline(row) if row else None
+
     def all(self) -> list[Pipeline]:
         return [_pipeline(row) for row in records(_ALL_PIPELINES.run(self.store.cursor(), {}))]
 
@@ -227,6 +234,11 @@ class PipelineRepository:
         }
         return {outcome: counts.get(outcome, 0) for outcome in OUTCOMES}
 
+    def unfinished_runs(self) -> list[tuple[str, str]]:
+        """(run id, status) of every run still queued or running, oldest first."""
+        rows = records(_UNFINISHED_RUNS.run(self.store.cursor(), {}))
+        return [(row["id"], row["status"]) for row in rows]
+
     def fail_interrupted(self) -> int:
         """Runs left queued or running by a service that died can never finish: mark them failed."""
         error = orjson.dumps(
@@ -242,7 +254,7 @@ def _json_or_null(value: Any) -> str | None:
 
 
 def _refuse_duplicate(cur: duckdb.DuckDBPyConnection, name: str, except_id: str | None) -> None:
-    found = record(_PIPELINE_NAMED.run(cur, {"name": name, "except_id": except_id}))
+    found = record(_NAME_TAKEN.run(cur, {"name": name, "except_id": except_id}))
     if found is not None:
         raise DuplicateName(name, found["id"])
 

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from exporters.store.pipelines import DuplicateName, Pipeline, PipelineBusy
 from service.errors import ApiError, bad_parameter
 from service.params import parse_identifier, parse_limit, reject_unknown
+from service.run_manifest import InvalidManifest, check_manifest, check_outcome
 from service.schedule import Schedule, parse_schedule
 from service.state import state
 from templates.catalog import TEMPLATES
@@ -235,6 +236,36 @@ def _run(run_id: str) -> dict[str, Any]:
 @blueprint.get("/runs/<run_id>")
 def get_run(run_id: str) -> Response:
     return jsonify(_run(run_id))
+
+
+@blueprint.post("/runs")
+def register_run() -> tuple[Response, int]:
+    """A run that ``pipetrace run`` started here: recorded like the service's own (service.run_manifest)."""
+    try:
+        manifest = check_manifest(request.get_json(silent=True))
+    except InvalidManifest as exc:
+        raise bad_parameter(exc.parameter, exc.message) from exc
+    if state().repository.run(manifest["run_id"]) is not None:
+        raise ApiError(409, "conflict", f"run {manifest['run_id']} exists already", "run_id")
+    try:
+        return jsonify(state().runs.register(manifest)), 201
+    except DuplicateName as exc:
+        raise _duplicate(exc) from exc
+
+
+@blueprint.post("/runs/<run_id>/outcome")
+def report_outcome(run_id: str) -> tuple[Response, int]:
+    """How a run of ``pipetrace run`` ended, reported by the command (the service watches its own)."""
+    run = _run(run_id)
+    try:
+        outcome = check_outcome(request.get_json(silent=True))
+    except InvalidManifest as exc:
+        raise bad_parameter(exc.parameter, exc.message) from exc
+    if not state().runs.record_outcome(run["run_id"], outcome):
+        raise ApiError(
+            409, "conflict", f"run {run_id} does not wait for an outcome ({run['status']})", "run_id"
+        )
+    return jsonify(_run(run_id)), 200
 
 
 @blueprint.post("/runs/<run_id>/cancel")

@@ -98,7 +98,8 @@ def test_disk_full_spools_counts_right_and_drains(tmp_path: Path) -> None:
     for batch in sent:
         assert exporter.export(batch) is LogRecordExportResult.SUCCESS
     status = exporter.status()
-    assert (status["failed"], status["spooled"], status["retried"], status["exported"]) == (100, 100, 5, 0)
+    # Only the first batch is retried: after it failed, each batch gets one attempt and is spooled.
+    assert (status["failed"], status["spooled"], status["retried"], status["exported"]) == (100, 100, 1, 0)
     assert status["spool"]["records"] == 100
     store.failing = False
     assert wait_until(lambda: exporter.status()["replayed"] == 100)
@@ -106,6 +107,56 @@ def test_disk_full_spools_counts_right_and_drains(tmp_path: Path) -> None:
     rows = store.cursor().execute("SELECT count(*), count(DISTINCT body) FROM logs").fetchone()
     assert rows == (100, 100)
     exporter.shutdown()
+    store.close()
+
+
+def test_after_a_failed_batch_the_next_ones_are_not_retried_in_the_export_thread(tmp_path: Path) -> None:
+    store = FailingStore(str(tmp_path / "away.duckdb"))
+    store.failing = True
+    exporter = DuckDBLogRecordExporter(
+        store=store, max_retry_attempts=3, retry_delay_seconds=0.01, circuit_breaker_threshold=100,
+        replay_interval_seconds=3600,
+    )  # fmt: skip
+    first, second, third = batches(3, 10)
+    assert exporter.export(first) is LogRecordExportResult.SUCCESS  # spooled
+    assert store.calls == 4  # one attempt and three retries, while the store was thought healthy
+    assert exporter.export(second) is LogRecordExportResult.SUCCESS
+    assert store.calls == 5  # one attempt, then the spool: the replayer retries it, not this thread
+    store.failing = False
+    assert exporter.export(third) is LogRecordExportResult.SUCCESS
+    assert exporter.status()["retried"] == 3
+    exporter.shutdown()  # the final replay delivers what was spooled
+    assert store.cursor().execute("SELECT count(DISTINCT body) FROM logs").fetchone() == (30,)
+    store.close()
+
+
+def test_one_export_retries_no_longer_than_the_export_timeout(tmp_path: Path) -> None:
+    store = FailingStore(str(tmp_path / "slow.duckdb"))
+    store.failing = True
+    exporter = DuckDBLogRecordExporter(
+        store=store, max_retry_attempts=100, retry_delay_seconds=0.2, export_timeout_seconds=0,
+        circuit_breaker_threshold=100, replay_interval_seconds=3600,
+    )  # fmt: skip
+    assert exporter.export(batches(1, 5)[0]) is LogRecordExportResult.SUCCESS
+    assert store.calls == 1 and exporter.status()["spooled"] == 5  # no time left for a retry
+    exporter.shutdown()
+    store.close()
+
+
+def test_exiting_with_the_breaker_open_tries_the_spool_once_more(tmp_path: Path) -> None:
+    store = FailingStore(str(tmp_path / "back.duckdb"))
+    store.failing = True
+    exporter = DuckDBLogRecordExporter(
+        store=store, max_retry_attempts=0, circuit_breaker_threshold=1, circuit_breaker_timeout=3600,
+        replay_interval_seconds=3600,
+    )  # fmt: skip
+    for batch in batches(3, 4):
+        exporter.export(batch)
+    assert exporter.delivery.breaker.state is BreakerState.OPEN
+    store.failing = False  # back, but the breaker would not look for an hour
+    exporter.shutdown()
+    assert exporter.status()["spool"]["files"] == 0 and exporter.status()["replayed"] == 12
+    assert store.cursor().execute("SELECT count(*) FROM logs").fetchone() == (12,)
     store.close()
 
 

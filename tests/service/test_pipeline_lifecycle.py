@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import textwrap
@@ -69,18 +70,26 @@ def test_a_running_run_can_be_cancelled_and_its_telemetry_still_arrives(live_ser
     assert again.status_code == 409 and again.json()["error"]["parameter"] == "run_id"
 
 
-def test_a_run_in_flight_when_the_service_dies_is_marked_failed(tmp_path: Path) -> None:
+def test_a_run_that_died_with_the_service_is_marked_failed_saying_so(tmp_path: Path) -> None:
     server = start_server(tmp_path / "svc", env=ALLOW_USER_CODE)
     pipeline = create(server, "dlt_code", {"code": SLOW_CODE})
     run_id = start(server, pipeline["id"])["run_id"]
     wait_for_status(server, run_id, "running")
+    manifest = server.data_dir / "runs" / run_id / "run.json"
+    deadline = time.monotonic() + 30
+    while not manifest.exists():
+        assert time.monotonic() < deadline, "the run never wrote its manifest"
+        time.sleep(0.05)
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait()
+    os.killpg(json.loads(manifest.read_text())["pid"], signal.SIGKILL)  # the run dies too, reporting nothing
     restarted = start_server(tmp_path / "svc", env=ALLOW_USER_CODE)
     try:
+        wait_for_status(restarted, run_id, "failed")
         run = restarted.get(f"/api/runs/{run_id}").json()
-        assert run["status"] == "failed"
-        assert run["error"]["message"] == "the service stopped while the run was in flight"
+        assert run["error"]["type"] == "ProcessExit"
+        assert run["error"]["message"].startswith("the run ended and reported no outcome")
+        assert run["rows_loaded"] == {}
         assert restarted.get(f"/api/pipelines/{pipeline['id']}").json()["name"] == pipeline["name"]
     finally:
         restarted.stop()

@@ -1,2 +1,5 @@
--- Names are unique regardless of case: dlt's pipeline name and the pages are made from them.
-SELECT id FROM pipelines WHERE lower(name) = lower($name) AND id IS DISTINCT FROM $except_id LIMIT 1
+-- The pipeline a run of `pipetrace run` belongs to: the oldest one of that name and template.
+SELECT id, name, template, params, schedule, created_at FROM pipelines
+WHERE name = $name AND template = $template
+ORDER BY created_at
+LIMIT 1
