@@ -15,7 +15,16 @@ from flask.testing import FlaskClient
 from service.app import close_app, create_app
 from service.state import state
 from tests.conftest import ALLOW_USER_CODE, start_server
-from tests.service.pipeline_helpers import create, delete, start, wait_for_logs, wait_for_run, wait_for_status
+from tests.helpers import wait_until
+from tests.service.pipeline_helpers import (
+    FINISHED,
+    create,
+    delete,
+    start,
+    wait_for_logs,
+    wait_for_run,
+    wait_for_status,
+)
 from tests.service.test_pipeline_lifecycle import SLOW_CODE
 
 SIMPLE = {"bucket_url": "/data/in", "file_glob": "orders_*.csv"}
@@ -137,6 +146,10 @@ def test_a_run_body_takes_parameter_overrides_and_refuses_anything_else(client: 
     assert started.status_code == 202 and started.json is not None
     run = client.get(f"/api/runs/{started.json['run_id']}").json
     assert run is not None and run["overrides"] == {"file_glob": "*.jsonl", "file_format": "jsonl"}
+    # Runs outlive the service that started them: let this one end before the app closes.
+    assert wait_until(
+        lambda: client.get(f"/api/runs/{run['run_id']}").json["status"] in FINISHED, timeout=120, interval=0.2
+    )
     # The definition is unchanged.
     assert client.get(f"/api/pipelines/{pipeline['id']}").json["params"]["file_glob"] == "*.csv"
 
