@@ -66,7 +66,13 @@ class StoreExporter(ResilientExporter[T]):
         if settings is None:
             settings = ExporterSettings.with_properties(path=path, **properties)
         self._owns_store = store is None
-        self.store = store if store is not None else TelemetryStore.shared(settings.database)
+        # Built on its own (an SDK's entry point in any program), nothing has redacted the records it
+        # gets: it does, with the default policy. Handed the service's store, it sits behind the
+        # service's processors, which already did (with the service's own settings).
+        self.redacts = store is None
+        self.store = (
+            store if store is not None else TelemetryStore.shared(settings.database, settings.memory_limit)
+        )
         self._shut_down = False
         super().__init__(settings)
 

@@ -11,6 +11,7 @@ from exporters import otlp_codec
 from exporters.base import StoreExporter
 from exporters.otlp_logs import encode_logs
 from exporters.records import log_table
+from instrumentation.redaction import DEFAULT_REDACTOR
 
 
 class DuckDBLogRecordExporter(StoreExporter[ReadableLogRecord], LogRecordExporter):
@@ -25,6 +26,8 @@ class DuckDBLogRecordExporter(StoreExporter[ReadableLogRecord], LogRecordExporte
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if self._shut_down:
             return LogRecordExportResult.FAILURE
+        if self.redacts:
+            batch = [DEFAULT_REDACTOR.readable_log(record) for record in batch]
         delivered = self.delivery.deliver(batch)
         return LogRecordExportResult.SUCCESS if delivered else LogRecordExportResult.FAILURE
 

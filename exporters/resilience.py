@@ -75,6 +75,10 @@ class ResilientDelivery(Generic[T]):
             retry_error_callback=lambda state: False,
         )
         self.last_error: str | None = None
+        # Whether the last attempt to deliver (a new batch or a spooled one) failed, and why the last
+        # batch could not be spooled: what /readyz reports until a delivery or a spool write succeeds.
+        self.failing = False
+        self.spool_error: str | None = None
         self._replay_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -99,12 +103,12 @@ class ResilientDelivery(Generic[T]):
             # moves on to spooling at once rather than holding the processor's queue.
             failing = self.breaker.failures > 0
             if self._send_once(batch) if failing else self._retrying(self._send_once, batch):
-                self.breaker.record_success()
-                self.last_error = None
+                self._succeeded()
                 if self.spool is not None and self.counters.get("spooled") > self.counters.get("replayed"):
                     self._wake.set()
                 return True
             self.breaker.record_failure()
+            self.failing = True
             self.counters.add("failed", len(batch))
             _logger.warning(
                 "%s: could not deliver %d records (%s); breaker %s",
@@ -128,18 +132,29 @@ class ResilientDelivery(Generic[T]):
             return False
         try:
             stored = self.spool.put(self.delivery.encode(batch), len(batch))
-        except OSError:
-            _logger.exception("%s: could not spool %d records; dropped", self.name, len(batch))
-            stored = False
+        except OSError as exc:
+            # Its own cause (a full or read-only disk), not "spool full": the file limit is not reached.
+            self.spool_error = f"cannot write to the spool {self.spool.directory}: {exc}"
+            self.counters.add("dropped", len(batch))
+            _logger.error("%s: %s; dropped %d new records", self.name, self.spool_error, len(batch))
+            return False
         if not stored:
+            self.spool_error = None
             self.counters.add("dropped", len(batch))
             _logger.error(
                 "%s: spool full (%d files); dropped %d new records, kept what was spooled",
                 self.name, self.spool.max_files, len(batch),
             )  # fmt: skip
             return False
+        self.spool_error = None
         self.counters.add("spooled", len(batch))
         return True
+
+    def _succeeded(self) -> None:
+        self.breaker.record_success()
+        self.last_error = None
+        self.failing = False
+        self.spool_error = None  # records go through again: the spool is not needed now
 
     def replay(self, *, trial: bool = False) -> int:
         """Deliver spooled batches, oldest first, until one fails; return how many records went.
@@ -165,8 +180,9 @@ class ResilientDelivery(Generic[T]):
                 trial = False
                 if not self._send_once(batch):
                     self.breaker.record_failure()
+                    self.failing = True
                     break
-                self.breaker.record_success()
+                self._succeeded()
                 self.spool.remove(spooled)
                 self.counters.add("replayed", len(batch))
                 delivered += len(batch)
@@ -194,6 +210,21 @@ class ResilientDelivery(Generic[T]):
     @property
     def healthy(self) -> bool:
         return self.breaker.state is BreakerState.CLOSED
+
+    def problem(self) -> str | None:
+        """Why records sent now would not be delivered, or None. While the breaker is open, or the
+        last attempt failed, new records go to the spool at best (a successful delivery, new or
+        replayed, clears it); when the spool is full or cannot be written, they are dropped."""
+        problems = []
+        if self.spool is not None and self.spool_error is not None:
+            problems.append(self.spool_error)
+        elif self.spool is not None and self.spool.full:
+            problems.append(f"spool full ({self.spool.max_files} files): new records are refused")
+        if self.breaker.state is BreakerState.OPEN:
+            problems.append(f"breaker open after failed deliveries: {self.last_error or 'refused'}")
+        elif self.failing:
+            problems.append(f"the last delivery failed: {self.last_error or 'refused'}")
+        return f"{self.name}: {'; '.join(problems)}" if problems else None
 
     def shutdown(self) -> None:
         """Stop the replayer after one last replay, so a clean exit leaves as little spooled as it can."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".pipetrace")
@@ -26,6 +26,14 @@ class ExporterSettings(BaseSettings):
 
     data_dir: Path = Field(DEFAULT_DATA_DIR, validation_alias=_env("PIPETRACE_DATA_DIR", "data_dir"))
     db_path: Path | None = Field(None, validation_alias=_env("PIPETRACE_DB", "db_path"))
+
+    memory_limit: ByteSize = Field(
+        ByteSize(512 * 2**20),
+        ge=64 * 2**20,
+        validation_alias=_env("PIPETRACE_MEMORY_LIMIT", "memory_limit"),
+        description="Memory the store may use (512MiB, 2GB, ...): 7/8 is DuckDB's memory_limit, 1/8 the "
+        "search index's in-memory copy (past it, search reads the index from the database).",
+    )
 
     enable_fault_tolerance: bool = Field(
         True, validation_alias=_env("ENABLE_FAULT_TOLERANCE", "enable_fault_tolerance")

@@ -11,6 +11,7 @@ from exporters import otlp_codec
 from exporters.base import StoreExporter
 from exporters.otlp_spans import encode_spans
 from exporters.records import span_table
+from instrumentation.redaction import DEFAULT_REDACTOR
 
 
 class DuckDBSpanExporter(StoreExporter[ReadableSpan], SpanExporter):
@@ -21,6 +22,8 @@ class DuckDBSpanExporter(StoreExporter[ReadableSpan], SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shut_down:
             return SpanExportResult.FAILURE
+        if self.redacts:
+            spans = [DEFAULT_REDACTOR.span(span) for span in spans]
         return SpanExportResult.SUCCESS if self.delivery.deliver(spans) else SpanExportResult.FAILURE
 
     def send(self, batch: Sequence[ReadableSpan]) -> bool:

@@ -47,21 +47,34 @@ class Spool:
                 leftover.unlink(missing_ok=True)
 
     def put(self, payload: bytes, records: int) -> bool:
-        """Store a batch durably; False when the spool is full (nothing is written then)."""
+        """Store a batch durably; False when the spool is full (nothing is written then). An
+        ``OSError`` (a full disk) leaves nothing behind, not even the temporary file.
+
+        The count and the write happen under one lock: checked apart, two writers could both see
+        one free place and leave the spool a file over its limit."""
         with self._lock:
-            if len(self._names()) >= self.max_files:
+            if self.full:
                 return False
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence)}-n{records}.otlp.json"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / name
-        temporary = self.directory / f".{name}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            final = self.directory / name
+            temporary = self.directory / f".{name}.tmp"
+            try:
+                with open(temporary, "wb") as handle:
+                    handle.write(payload)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, final)
+            except OSError:
+                temporary.unlink(missing_ok=True)
+                raise
         _fsync_directory(self.directory)
         return True
+
+    @property
+    def full(self) -> bool:
+        """Whether a new batch would be refused."""
+        return len(self._names()) >= self.max_files
 
     def pending(self) -> list[SpooledBatch]:
         """Spooled batches, oldest first."""

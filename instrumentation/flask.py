@@ -17,8 +17,15 @@ from opentelemetry.sdk.trace import TracerProvider
 
 CORRELATION_HEADER = "X-Correlation-ID"
 # OTLP ingest and probes are not traced: one span and one log line per export request would cost
-# more than the records it carries, and would grow the store by itself.
-DEFAULT_EXCLUDED_URLS = "/v1/.*,/healthz,/readyz"
+# more than the records it carries, and would grow the store by itself. Nor are the web UI's static
+# files (the page, its modules, the icon): the user's view would fill with the loading of itself.
+# OTel matches each pattern with re.search over the FULL url, query string included, and splits the
+# setting on commas: each is anchored at the path, so a search for "/healthz" (in ?q=) is still traced.
+_ORIGIN = r"^[a-z]+://[^/?#]+"
+DEFAULT_EXCLUDED_URLS = ",".join(
+    f"{_ORIGIN}{path}"
+    for path in (r"/v1/", r"/healthz(\?|$)", r"/readyz(\?|$)", r"/(\?|$)", r"/ui/", r"/favicon\.ico(\?|$)")
+)
 
 request_logger = logging.getLogger("pipetrace.http")
 
@@ -64,11 +71,16 @@ def _correlation_header(response: Response) -> Response:
     return response
 
 
+def _sampled() -> bool:
+    return trace.get_current_span().get_span_context().trace_flags.sampled
+
+
 def _log_request(response: Response) -> Response:
     status = response.status_code
-    traced = current_trace_id() is not None
-    if not traced and status < 400:
-        return response  # an untraced (excluded) route: only its failures are worth a line
+    if not _sampled() and status < 400:
+        # An excluded route, or a request its caller asked not to record (a ``traceparent`` with the
+        # sampled flag off, as the web UI sends with its reads): only its failures are worth a line.
+        return response
     started = g.get("pipetrace_started")
     duration_ms = (time.perf_counter() - started) * 1000 if started is not None else None
     route = request.url_rule.rule if request.url_rule is not None else None

@@ -22,19 +22,21 @@ from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry
+from service.alerts.service import build_alerts, install_alerts, stop_alerts
 from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
 from service.periodic import Periodic
 from service.retention import RetentionWorker
-from service.routes import backup, health, logs, otlp, pipelines, traces, ui
+from service.routes import alerts, backup, health, logs, otlp, pipelines, services, traces, ui
 from service.routes.pipelines import USER_CODE_TEMPLATE
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
 from service.scheduler import TICK_SECONDS, Scheduler, traced_start
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
+from service.tail import tail_slots
 from service.wiring import Wiring, wire
 
 _logger = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def create_app(
     elif overrides:
         settings = settings.model_copy(update=overrides)
 
-    store = TelemetryStore.shared(settings.database)
+    store = TelemetryStore.shared(settings.database, settings.exporter_settings().memory_limit)
     try:
         telemetry, wiring = _wire_telemetry(settings, store, metric_readers)
     except Exception:
@@ -75,6 +77,7 @@ def create_app(
     runs = RunManager(
         repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
         settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
+        redactor=settings.redactor,
     )  # fmt: skip
     scheduler = Scheduler(
         repository,
@@ -92,6 +95,7 @@ def create_app(
         repository=repository,
         forwarders=wiring.forwarders,
         ingest_slots=threading.BoundedSemaphore(settings.ingest_concurrency),
+        tail_slots=tail_slots(settings.threads),
         runs=runs,
         scheduler=scheduler,
     )
@@ -105,10 +109,12 @@ def create_app(
     install_security_headers(app)
     _install_cors(app, settings)
     for blueprint in (
+        alerts.blueprint,
         health.blueprint,
         logs.blueprint,
         otlp.blueprint,
         pipelines.blueprint,
+        services.blueprint,
         traces.blueprint,
         ui.blueprint,
         backup.blueprint,
@@ -141,7 +147,17 @@ def create_app(
     ticker = Periodic("scheduler", TICK_SECONDS, scheduler.tick)
     ticker.start()
     app.extensions["pipetrace.scheduler"] = ticker
-    _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    service = app.extensions[EXTENSION_KEY]
+    install_alerts(
+        app,
+        build_alerts(settings, store, service.ingest_counters, lambda: app.config.get("PIPETRACE_URL")),
+        settings.alert_interval_seconds,
+    )
+    problem = service.unready_because()
+    if problem is None:
+        _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)
+    else:  # degraded, not stopped: it spools what arrives and recovers when the store does
+        _logger.error("pipetrace started degraded, not ready: %s", problem)
     return app
 
 
@@ -222,6 +238,7 @@ def _wire_telemetry(
 
 def close_app(app: Flask) -> None:
     """Flush queued telemetry into the store, then close it."""
+    stop_alerts(app)
     worker: RetentionWorker | None = app.extensions.pop("pipetrace.retention", None)
     if worker is not None:
         worker.stop()

@@ -493,6 +493,9 @@ def _otlp(signal: str) -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
+    # Imported here: the alerts' description is built with this module's helpers.
+    from service.alerts.openapi import ALERT_PATHS, ALERT_SCHEMAS
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -501,7 +504,7 @@ def document() -> dict[str, Any]:
             "description": "OpenTelemetry logs and traces of dlt pipelines, stored in DuckDB.",
         },
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": {**_SCHEMAS, **ALERT_SCHEMAS},
             "securitySchemes": {
                 "api": {"type": "http", "scheme": "bearer", "description": "PIPETRACE_API_TOKEN, when set"},
                 "ingest": {
@@ -539,6 +542,19 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "OpenAPI 3.1", **_json({"type": "object"})},
                         "401": _error("401"),
+                        "421": _error("421"),
+                    },
+                }
+            },
+            "/favicon.ico": {
+                "get": {
+                    "summary": "The web page's icon (SVG)",
+                    "tags": ["ui"],
+                    "responses": {
+                        "200": {
+                            "description": "SVG",
+                            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                        },
                         "421": _error("421"),
                     },
                 }
@@ -610,6 +626,43 @@ def document() -> dict[str, Any]:
                     "responses": _responses("200", _ref("LogPage")),
                 }
             },
+            "/api/logs/tail": {
+                "get": {
+                    "summary": "New records as Server-Sent Events (the live tail)",
+                    "description": "Events `records` (a list, oldest first), `overflow` (more new records "
+                    "than one event carries: the older ones were left out) and `end` (the stream's life is "
+                    "over; reconnect with `since` set to its `since`). At most a quarter of the request "
+                    "threads serve tails; one more gets 503.",
+                    "tags": ["logs"],
+                    "security": [{"api": []}],
+                    "parameters": [
+                        _SERVICE,
+                        _query("pipeline_id", _IDENTIFIER, "Only this pipeline's records."),
+                        _query("run_id", _IDENTIFIER, "Only this run's records."),
+                        _query("stage", _IDENTIFIER, "Only this stage."),
+                        _query("level", {"type": "string", "enum": sorted(LEVELS)}, "Minimum severity."),
+                        _query("since", _TIME, "Records at or after this time (default: now)."),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The stream: each event's data is JSON",
+                            "content": {
+                                "text/event-stream": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["event", "data"],
+                                        "properties": {
+                                            "event": {"enum": ["records", "overflow", "end"]},
+                                            "data": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **{status: _error(status) for status in ("400", "401", "421", "503")},
+                    },
+                }
+            },
             "/api/logs/stats": {
                 "get": {
                     "summary": "Counts by level and pipeline, error rate, timeline, ingest counters",
@@ -665,6 +718,21 @@ def document() -> dict[str, Any]:
                         _query("cursor", {"type": "string"}, "next_cursor of the previous page."),
                     ],
                     "responses": _responses("200", _ref("TracePage")),
+                }
+            },
+            "/api/services": {
+                "get": {
+                    "summary": "Every service name of the stored logs and spans, sorted",
+                    "tags": ["traces"],
+                    "security": [{"api": []}],
+                    "responses": _responses(
+                        "200",
+                        {
+                            "type": "object",
+                            "required": ["services"],
+                            "properties": {"services": {"type": "array", "items": {"type": "string"}}},
+                        },
+                    ),
                 }
             },
             "/api/logs/cleanup": {
@@ -840,5 +908,6 @@ def document() -> dict[str, Any]:
                     ),
                 }
             },
+            **ALERT_PATHS,
         },
     }

@@ -12,8 +12,11 @@ _logger = logging.getLogger(__name__)
 
 
 class Periodic:
-    def __init__(self, name: str, interval_seconds: float, job: Callable[[], object]) -> None:
+    def __init__(
+        self, name: str, interval_seconds: float, job: Callable[[], object], *, wait_first: bool = False
+    ) -> None:
         self._name = name
+        self._wait_first = wait_first
         self._interval = interval_seconds
         self._job = job
         self._stop = threading.Event()
@@ -23,6 +26,8 @@ class Periodic:
         self._thread.start()
 
     def _run(self) -> None:
+        if self._wait_first and self._stop.wait(self._interval):
+            return
         while True:
             try:
                 self._job()

@@ -38,6 +38,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from exporters.store.pipelines import FINISHED, DuplicateName, Pipeline, PipelineRepository
 from instrumentation.context import pipeline_context
+from instrumentation.redaction import DEFAULT_REDACTOR, Redactor
 from service.auth import otlp_headers_env
 from service.run_manifest import InvalidManifest, check_manifest
 from service.run_process import (
@@ -74,8 +75,10 @@ class RunManager:
         max_concurrent: int,
         extra_env: dict[str, str] | None = None,
         ingest_token: str | None = None,
+        redactor: Redactor = DEFAULT_REDACTOR,
     ) -> None:
         self.repository = repository
+        self.redactor = redactor
         self.ingest_token = ingest_token
         self.data_dir = data_dir
         self.service_url = service_url
@@ -135,7 +138,7 @@ class RunManager:
         return True
 
     def _environment(
-        self, pipeline: Pipeline, run_id: str, run_dir: Path, carrier: dict[str, str]
+        self, pipeline: Pipeline, run_id: str, run_dir: Path, carrier: dict[str, str], secrets: dict[str, str]
     ) -> dict[str, str]:
         destinations = self.data_dir / "destinations"
         destinations.mkdir(parents=True, exist_ok=True)
@@ -163,7 +166,7 @@ class RunManager:
                 # The official OTLP exporters read their headers from here.
                 env["OTEL_EXPORTER_OTLP_HEADERS"] = otlp_headers_env(self.ingest_token)
         env.update(self.extra_env)
-        env.update(self.repository.secret_env(pipeline.id))  # credentials: environment only, never the script
+        env.update(secrets)  # credentials: environment only, never the script
         return env
 
     def _queued(self, pipeline: Pipeline, run_id: str, carrier: dict[str, str], parent: SpanContext) -> None:
@@ -189,19 +192,23 @@ class RunManager:
                 self._watch(run_id, process)
         except Exception as exc:
             _logger.exception("run %s of pipeline %s could not be started", run_id, pipeline.id)
-            self.repository.update_run(run_id, status="failed", finished_at=_now(),
-                                       error={"type": type(exc).__name__, "message": str(exc)})  # fmt: skip
+            error = {"type": type(exc).__name__, "message": str(exc)}
+            self.repository.update_run(
+                run_id, status="failed", finished_at=_now(), error=self._redacted(error)
+            )
         finally:
             otel_context.detach(token)
 
     def _spawn(self, pipeline: Pipeline, run_id: str, run_dir: Path, carrier: dict[str, str]) -> RunProcess:
-        rendered = render(
-            pipeline.template, pipeline.params | _secret_placeholders(pipeline), pipeline.dlt_name
-        )
+        stored = self.repository.secret_env(pipeline.id)
+        params = pipeline.params | _secret_placeholders(pipeline)
+        rendered = render(pipeline.template, params, pipeline.dlt_name, known_secrets=stored)
         run_dir.mkdir(parents=True, exist_ok=True)
         script = run_dir / SCRIPT_NAME
         script.write_text(rendered.script)
-        env = self._environment(pipeline, run_id, run_dir, carrier)
+        # A pipeline stored before credentials in ordinary fields were found has them in its parameters:
+        # they reach this run through the environment too, never its script.
+        env = self._environment(pipeline, run_id, run_dir, carrier, {**rendered.secret_env, **stored})
         self.repository.update_run(run_id, status="running", started_at=_now())
         _logger.info("run %s of pipeline %s (%s) started", run_id, pipeline.name, pipeline.template)
         with open(run_dir / OUTPUT, "ab") as output:
@@ -255,7 +262,8 @@ class RunManager:
         warnings = (result.get("warnings") or []) if status == "succeeded" else []
         self.repository.update_run(
             run_id, status=status, finished_at=_finished_at(result) or _now(), exit_code=exit_code,
-            rows_loaded=result.get("rows_loaded") or {}, error=error, warnings=warnings or None,
+            rows_loaded=result.get("rows_loaded") or {}, error=self._redacted(error),
+            warnings=warnings or None,
         )  # fmt: skip
         # A cancel is what someone asked for, not a failure: it must not count among the errors.
         level = logging.ERROR if status == "failed" else logging.WARNING if warnings else logging.INFO
@@ -291,7 +299,7 @@ class RunManager:
         self.repository.update_run(
             run_id, status=result["status"], finished_at=_finished_at(result) or _now(),
             exit_code=result.get("exit_code"), rows_loaded=result.get("rows_loaded") or {},
-            error=result.get("error"),
+            error=self._redacted(result.get("error")),
         )  # fmt: skip
         _logger.info("run %s %s (reported by pipetrace run)", run_id, result["status"])
         return True
@@ -382,6 +390,15 @@ class RunManager:
         thread = threading.Thread(target=adopt_when_possible, name="pipetrace-run-adopt", daemon=True)
         thread.start()
         return thread
+
+    def _redacted(self, error: Any) -> Any:
+        """A run's error as the run record keeps it: the same redaction as its logs (the run's own
+        result file is redacted by the run, but it may predate that or come from elsewhere)."""
+        if isinstance(error, dict):
+            return {key: self._redacted(value) for key, value in error.items()}
+        if isinstance(error, list):
+            return [self._redacted(value) for value in error]
+        return self.redactor.text(error) if isinstance(error, str) else error
 
     def shutdown(self) -> None:
         """Stop taking runs. Runs in flight keep running on their own; the next start adopts them."""

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         validation_alias=_env("PIPETRACE_INGEST_CONCURRENCY", "ingest_concurrency"),
         description="OTLP requests stored at once; others wait, then get 429 with Retry-After.",
     )
+    tail_stream_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("PIPETRACE_TAIL_STREAM_SECONDS", "tail_stream_seconds"),
+        description="How long one live-tail stream (GET /api/logs/tail) lasts before the page reopens it.",
+    )
     ingest_wait_seconds: float = Field(
         2.0,
         ge=0,
@@ -179,6 +186,54 @@ class Settings(BaseSettings):
         validation_alias=_env("PIPETRACE_ALLOW_USER_CODE", "allow_user_code"),
         description="Let the dlt_code template run code without PIPETRACE_API_TOKEN (on loopback only).",
     )
+
+    alert_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        validation_alias=_env("PIPETRACE_ALERT_INTERVAL_SECONDS", "alert_interval_seconds"),
+        description="How often alert rules are evaluated and notifications sent; 0 turns the loop off.",
+    )
+    public_url: str | None = Field(
+        None,
+        validation_alias=_env("PIPETRACE_PUBLIC_URL", "public_url"),
+        description="The UI's address as notification readers reach it, for links to runs, traces and "
+        "logs; default the address the service listens on.",
+    )
+    alert_delivery_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        validation_alias=_env("PIPETRACE_ALERT_DELIVERY_ATTEMPTS", "alert_delivery_attempts"),
+        description="Tries of one notification (exponential backoff between them) before it is failed.",
+    )
+    alert_retry_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=300,
+        validation_alias=_env("PIPETRACE_ALERT_RETRY_SECONDS", "alert_retry_seconds"),
+        description="The first wait between two tries of a notification; it doubles, up to 30 s.",
+    )
+    alert_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("PIPETRACE_ALERT_TIMEOUT_SECONDS", "alert_timeout_seconds"),
+        description="How long one try of a webhook, Slack or SMTP notification may take.",
+    )
+    smtp_host: str | None = Field(
+        None,
+        validation_alias=_env("PIPETRACE_SMTP_HOST", "smtp_host"),
+        description="SMTP server for e-mail notifications; unset: e-mail targets fail, saying so.",
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, validation_alias=_env("PIPETRACE_SMTP_PORT", "smtp_port"))
+    smtp_user: str | None = Field(None, validation_alias=_env("PIPETRACE_SMTP_USER", "smtp_user"))
+    smtp_password: SecretStr | None = Field(
+        None,
+        validation_alias=_env("PIPETRACE_SMTP_PASSWORD", "smtp_password"),
+        description="SMTP password; never stored, listed or logged.",
+    )
+    smtp_from: str = Field("pipetrace@localhost", validation_alias=_env("PIPETRACE_SMTP_FROM", "smtp_from"))
+    smtp_starttls: bool = Field(False, validation_alias=_env("PIPETRACE_SMTP_STARTTLS", "smtp_starttls"))
 
     @property
     def cors_origins(self) -> list[str]:

@@ -74,7 +74,7 @@ def replay() -> None:
         return
     failed = False
     if pending & {"duckdb-logs", "duckdb-traces"}:
-        store = TelemetryStore(settings.database)
+        store = TelemetryStore(settings.database, settings.memory_limit)
         if store.check_writable() is not None:
             store.close()
             click.echo(
@@ -95,13 +95,20 @@ def replay() -> None:
 
 
 def _drain(exporters: list[ResilientExporter[Any]]) -> bool:
+    """Replay each exporter's spool and say what went. The counts are the exporter's counters, read
+    after its shutdown: its background replayer starts with it and may deliver some (or all) of the
+    spool before the replay asked for here, and what it delivered counts too."""
     failed = False
     for exporter in exporters:
         try:
-            delivered = exporter.delivery.replay()
-            left = exporter.delivery.spool.pending() if exporter.delivery.spool is not None else []
-            click.echo(f"{exporter.delivery.name}: replayed {delivered} records, {len(left)} files left")
-            failed |= bool(left)
+            exporter.delivery.replay()
         finally:
-            exporter.shutdown()
+            exporter.shutdown()  # stops the background replayer, after one last replay
+        counters = exporter.counters.snapshot()
+        left = exporter.delivery.spool.pending() if exporter.delivery.spool is not None else []
+        click.echo(
+            f"{exporter.delivery.name}: replayed {counters['replayed']} records,"
+            f" {counters['quarantined']} quarantined, {len(left)} files left"
+        )
+        failed |= bool(left)
     return failed

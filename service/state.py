@@ -34,7 +34,18 @@ class ServiceState:
     scheduler: Scheduler
     # OTLP requests being stored now; full means the store is the bottleneck and clients should wait.
     ingest_slots: threading.BoundedSemaphore
+    # Live-tail streams open now: each holds a request thread (service.tail).
+    tail_slots: threading.BoundedSemaphore
     forwarders: list[Any] = field(default_factory=list)
+
+    def unready_because(self) -> str | None:
+        """Why records sent now would not be stored, or None: the store refuses a write (locked,
+        corrupt, closed), or an exporter of the store cannot deliver or spool (breaker open, its last
+        write failed, its spool full or unwritable). Forwarders are left out: the store still works."""
+        problems = [self.store.check_writable()]
+        problems += [exporter.delivery.problem() for exporter in (self.log_exporter, self.span_exporter)]
+        found = [problem for problem in problems if problem is not None]
+        return "; ".join(found) if found else None
 
     def ingest_counters(self) -> dict[str, Any]:
         """Each exporter's record counters, breaker state and spool size; forwarders by name."""

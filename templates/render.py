@@ -11,13 +11,16 @@ from __future__ import annotations
 import ast
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from templates import secret_params
 from templates.catalog import TEMPLATES, Template
+from templates.secret_params import SecretRef
 
 
 class TemplateError(ValueError):
@@ -29,7 +32,10 @@ class TemplateError(ValueError):
 
 
 def python_literal(value: Any) -> str:
-    """The Python literal for a JSON-like value; anything else is refused."""
+    """The Python literal for a JSON-like value; anything else is refused. A secret is read from the
+    run's environment instead (``templates/secret_params.py``)."""
+    if isinstance(value, SecretRef):
+        return f"sources.secret({value.env!r})"
     if value is None or isinstance(value, bool | int | str):
         return repr(value)
     if isinstance(value, float):
@@ -62,7 +68,7 @@ _environment.filters["py"] = python_literal
 @dataclass(frozen=True)
 class Rendered:
     script: str
-    public_params: dict[str, Any]  # validated, defaults filled, secrets removed: safe to store
+    public_params: dict[str, Any]  # validated, defaults filled, secrets removed or redacted: safe to store
     secret_env: dict[str, str]  # environment variables carrying the secrets to the run
 
 
@@ -154,17 +160,21 @@ def check_user_code(code: str) -> None:
 _PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
-def render(name: str, params: Any, pipeline_name: str) -> Rendered:
+def render(name: str, params: Any, pipeline_name: str, known_secrets: Collection[str] = ()) -> Rendered:
+    """The script for template ``name``; ``known_secrets`` names the secret variables the run will have
+    (a stored pipeline's), so the leaves they stand for are read from the environment."""
     if not _PIPELINE_NAME.match(pipeline_name):
         # It also names the script in its docstring, as text: only an identifier may go there.
         raise TemplateError(f"pipeline name {pipeline_name!r} must be a lower-case identifier", "name")
     spec = template(name)
     filled = validate(spec, params)
     secrets = {key: filled.pop(key) for key in list(filled) if spec.properties.get(key, {}).get("x-secret")}
-    context: dict[str, Any] = {"template": name, "pipeline_name": pipeline_name, "params": filled}
+    # Credentials in any other field (a base_url's user:pass@, a resource's params.api_key).
+    found = secret_params.split(filled, known_secrets)
+    context: dict[str, Any] = {"template": name, "pipeline_name": pipeline_name, "params": found.script}
     if name == "api":
-        context.update(_api_context(filled))
+        context.update(_api_context(found.script))
     script = _environment.get_template(spec.script).render(**context)
     ast.parse(script)  # a rendered script always parses; a template bug fails here, not in a run
     secret_env = {spec.secrets[key]: str(value) for key, value in secrets.items() if value not in ("", None)}
-    return Rendered(script, filled, secret_env)
+    return Rendered(script, found.public, {**secret_env, **found.env})

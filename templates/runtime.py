@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exporters.records import PIPELINE_ID, RUN_ID, STAGE
 from instrumentation.context import PipelineContextLogProcessor, pipeline_context
+from instrumentation.redaction import redact_text
 from instrumentation.telemetry import Batching, ExcludeLoggers, Telemetry
 from templates.output_capture import OUTPUT_LOGGER, OutputCapture
 
@@ -195,6 +196,7 @@ def _make_collector(tracer: trace.Tracer, level: int) -> Any:
         def on_end_trace_step(
             self, trace_: Any, step: Any, pipeline: Any, step_info: Any, send_state: bool
         ) -> None:
+            _scrub_trace(trace_)  # before dlt pickles it into its working folder
             if step.step == "run" or not self._steps:
                 return
             span, token, stage = self._steps.pop()
@@ -227,7 +229,39 @@ def _interrupted_step(step: Any) -> bool:
     return any(item.get("exception_type") == "KeyboardInterrupt" for item in step.exception_traces or [])
 
 
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item) for item in value]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # dlt's step infos and metrics
+        named: Any = value
+        return named._replace(**{name: _scrubbed(getattr(named, name)) for name in named._fields})
+    return value
+
+
+def _scrub_trace(trace_: Any) -> None:
+    """Redact what dlt's trace (``trace.pickle`` in the pipeline's working folder) keeps as text: the
+    last step's exception and its traces (a failing call's URL with ``api_key=``), its step info (the
+    REST API source's lineage records its base URL, userinfo included), and resolved config values (dlt
+    already leaves out those it knows are secret)."""
+    if trace_.steps:
+        step = trace_.steps[-1]
+        trace_.steps[-1] = step._replace(
+            step_exception=_scrubbed(step.step_exception),
+            exception_traces=_scrubbed(step.exception_traces),
+            step_info=_scrubbed(step.step_info),
+        )
+    trace_.resolved_config_values[:] = [
+        value._replace(value=_scrubbed(value.value), default_value=_scrubbed(value.default_value))
+        for value in trace_.resolved_config_values
+    ]
+
+
 def _record_step_failure(span: Span, step: Any) -> None:
+    # Texts cut to a length are redacted first: a cut could leave half a secret that no pattern knows.
     traces = step.exception_traces or []
     last = traces[-1] if traces else {}
     kind = str(last.get("exception_type", "")) or "Exception"
@@ -236,13 +270,13 @@ def _record_step_failure(span: Span, step: Any) -> None:
     stacktrace = (
         "Traceback (most recent call last):\n" + "".join(last.get("stack_trace") or []) + f"{kind}: {message}"
     )
-    span.set_status(Status(StatusCode.ERROR, str(step.step_exception)[:500]))
+    span.set_status(Status(StatusCode.ERROR, redact_text(str(step.step_exception))[:500]))
     span.add_event(
         "exception",
         {
             "exception.type": kind,
-            "exception.message": message[:4000],
-            "exception.stacktrace": stacktrace[:16000],
+            "exception.message": redact_text(message)[:4000],
+            "exception.stacktrace": redact_text(stacktrace)[:16000],
         },
     )
     # The error record is emitted while the failing step's span is current, so the two are linked.
@@ -370,11 +404,14 @@ def run(
                 cause = exc.__cause__ or exc
                 result["error"] = {
                     "type": type(cause).__name__,
-                    "message": str(cause)[:2000],
+                    # Redacted before it is cut, so that a cut never leaves half a secret unrecognised.
+                    "message": redact_text(str(cause))[:2000],
                     "step": failed_step,
                 }
                 root.record_exception(exc)
-                root.set_status(Status(StatusCode.ERROR, f"{type(cause).__name__}: {cause}"[:500]))
+                root.set_status(
+                    Status(StatusCode.ERROR, redact_text(f"{type(cause).__name__}: {cause}")[:500])
+                )
                 where = f" in step {failed_step}" if failed_step else ""
                 _logger.exception("pipeline %s failed%s", pipeline_name, where)
         finally:

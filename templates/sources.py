@@ -15,6 +15,15 @@ from urllib.parse import quote_plus
 
 _logger = logging.getLogger(__name__)
 
+
+def secret(name: str) -> str:
+    """A credential found in a parameter (``templates/secret_params.py``), handed over in the environment."""
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise RuntimeError(f"the secret parameter {name} is missing from the run's environment") from None
+
+
 # Field transformations: a closed set of operations on one record, never code from a parameter.
 _CASTS: dict[str, Callable[[Any], Any]] = {
     "string": str,

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from exporters.records import LogRows
 from exporters.store import ingest
 from exporters.store.schema import migrate
-from exporters.store.search_index import BLOCK_NS, SearchIndex
+from exporters.store.search_index import BLOCK_NS, SearchIndex, TimeSpan
 from exporters.store.statements import Statement, record, statement
 
 _logger = logging.getLogger(__name__)
@@ -42,7 +42,14 @@ with contextlib.suppress(ImportError):
 # quarter, search windows lose a little: ``python -m bench.late_materialization`` measures both.
 _CONNECTION_CONFIG: dict[str, str | bool | int | float | list[str]] = {"late_materialization_max_rows": 1024}
 
+# The memory one store may use (PIPETRACE_MEMORY_LIMIT): DuckDB gets seven eighths as its
+# memory_limit (its buffers and operators, which spill to disk or fail past it), the in-memory
+# search index one eighth (past it, search reads the index from the table).
+DEFAULT_MEMORY_LIMIT = 512 * 2**20
+SEARCH_INDEX_SHARE = 8
+
 _NEWEST_LOG_TIME = statement("newest_log_time")
+_SEARCH_SPAN = statement("search_span")
 _DELETE_SEARCH_HOURS_BEFORE = statement("delete_search_hours_before")
 
 
@@ -50,9 +57,16 @@ class StoreUnavailable(RuntimeError):
     """The database cannot be opened or used right now (locked by another process, unwritable...)."""
 
 
-def _is_fatal(error: duckdb.Error) -> bool:
-    """DuckDB invalidates a handle after a fatal error (disk full, for one); only a reopen helps."""
-    return isinstance(error, duckdb.FatalException) or "invalidated" in str(error)
+def _needs_reopen(error: duckdb.Error) -> bool:
+    """Errors of the file rather than of the statement: a handle DuckDB invalidated (disk full, for
+    one), an I/O error, a block whose checksum fails. The handle is closed and the file opened again
+    at the next use: a handle that met such an error is not trusted to write again, and a file whose
+    trouble is gone (space freed, the file replaced) works again without a restart."""
+    return (
+        isinstance(error, duckdb.FatalException | duckdb.IOException | duckdb.InternalException)
+        or "invalidated" in str(error)
+        or "Corrupt database file" in str(error)
+    )
 
 
 class TelemetryStore:
@@ -68,38 +82,44 @@ class TelemetryStore:
     _search_indexes: ClassVar[weakref.WeakValueDictionary[str, SearchIndex]] = weakref.WeakValueDictionary()
     _search_indexes_lock: ClassVar[threading.Lock] = threading.Lock()  # not the registry's: shared() holds it
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = str(path)
+        self.memory_limit = memory_limit
+        self._config = dict(_CONNECTION_CONFIG)
+        if memory_limit is not None:
+            self._config["memory_limit"] = f"{(memory_limit - memory_limit // SEARCH_INDEX_SHARE) // 1024}KiB"
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._users = 1
-        self._search_index = self._search_index_for(self.path)
+        self._search_index = self._search_index_for(
+            self.path, memory_limit // SEARCH_INDEX_SHARE if memory_limit is not None else None
+        )
         self._newest_log_ns: int | None = None
         self.schema_version = 0
         self.last_error: str | None = None
-        try:
+        self._on_first_open: list[Callable[[duckdb.DuckDBPyConnection], object]] = []
+        self._opened_once = False
+        with contextlib.suppress(StoreUnavailable):  # logged; the next use tries again
             self._open()
-        except StoreUnavailable:
-            _logger.warning("telemetry store %s is not available yet: %s", self.path, self.last_error)
 
     @classmethod
-    def _search_index_for(cls, path: str) -> SearchIndex:
+    def _search_index_for(cls, path: str, budget: int | None) -> SearchIndex:
         """One in-memory search index per database file in this process, whichever store object
         writes: DuckDB lets two store objects of one process open the same file, and a copy that
         missed the other's inserts would hide their records from search. Held weakly, so a file
         opened again after every store of it is gone starts from its table."""
         if path == ":memory:":  # every in-memory connection is a database of its own
-            return SearchIndex()
+            return SearchIndex(budget)
         key = _file_key(path)
         with cls._search_indexes_lock:
             index = cls._search_indexes.get(key)
             if index is None:
-                index = cls._search_indexes[key] = SearchIndex()
+                index = cls._search_indexes[key] = SearchIndex(budget)
             return index
 
     @classmethod
-    def shared(cls, path: str | Path) -> TelemetryStore:
+    def shared(cls, path: str | Path, memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> TelemetryStore:
         """The store of this process for ``path``, opened on first use and counted per user.
 
         Exporters built from entry points (one for logs, one for spans) must share one connection,
@@ -111,7 +131,7 @@ class TelemetryStore:
             if store is not None and not store.closed:
                 store._users += 1
                 return store
-            store = cls(path)
+            store = cls(path, memory_limit)
             cls._open_stores[key] = store
             return store
 
@@ -128,12 +148,16 @@ class TelemetryStore:
             try:
                 if self.path != ":memory:":
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                connection = duckdb.connect(self.path, config=_CONNECTION_CONFIG)
+                connection = duckdb.connect(self.path, config=self._config)
             except (duckdb.Error, OSError) as exc:
-                self.last_error = str(exc)
-                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+                raise self._unavailable(exc) from exc
             try:
                 self.schema_version = migrate(connection)
+                if not self._opened_once:
+                    self._first_open(connection)
+            except duckdb.Error as exc:  # a damaged catalog, a full disk while migrating
+                connection.close()
+                raise self._unavailable(exc) from exc
             except Exception:
                 connection.close()
                 raise
@@ -143,11 +167,47 @@ class TelemetryStore:
             self.last_error = None
             return connection
 
+    def _unavailable(self, error: Exception) -> StoreUnavailable:
+        """Remember why the file cannot be used, and say so once per cause (opening is retried at
+        every use while it fails: one line per attempt would drown the log)."""
+        if str(error) != self.last_error:
+            _logger.error("telemetry store %s cannot be opened: %s", self.path, error)
+        self.last_error = str(error)
+        return StoreUnavailable(f"cannot open {self.path}: {error}")
+
+    def when_first_open(self, job: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
+        """Run ``job`` once, with a cursor, as soon as the file is open: now if it is, else at the first
+        open that succeeds, before any other use of the connection. Start-up writes (marking runs a
+        dead service left behind) wait this way for a file another process holds, instead of failing."""
+        with self._connect_lock:
+            if not self._opened_once:
+                self._on_first_open.append(job)
+                return
+        cur = self._open().cursor()
+        try:
+            job(cur)
+        finally:
+            cur.close()
+
+    def _first_open(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Run the jobs waiting for the first open. One that fails is logged and not run again: the
+        store is still of use without it, and retrying it at every open would keep the store shut."""
+        for job in self._on_first_open:
+            cur = connection.cursor()
+            try:
+                job(cur)
+            except Exception:
+                _logger.exception("telemetry store %s: a start-up job failed", self.path)
+            finally:
+                cur.close()
+        self._on_first_open.clear()
+        self._opened_once = True
+
     def _invalidate(self, error: duckdb.Error) -> None:
         with self._connect_lock:
             self.last_error = str(error)
             if self._connection is not None:
-                _logger.error("telemetry store %s hit a fatal error; reopening: %s", self.path, error)
+                _logger.error("telemetry store %s failed; reopening it: %s", self.path, error)
                 with contextlib.suppress(duckdb.Error):
                     self._connection.close()
                 self._connection = None
@@ -164,7 +224,7 @@ class TelemetryStore:
             try:
                 yield cur
             except duckdb.Error as exc:
-                if _is_fatal(exc):
+                if _needs_reopen(exc):
                     self._invalidate(exc)
                 raise
             finally:
@@ -211,6 +271,17 @@ class TelemetryStore:
                     finally:
                         cur.close()
         return self._search_index
+
+    def search_span(self, grams: set[str]) -> TimeSpan | None:
+        """Where records holding every one of ``grams`` can be (None: nowhere), from the index in
+        memory, or from its table when the copy was dropped for its size."""
+        index = self.search_index()
+        if index.in_memory:
+            return index.span(grams)
+        row = record(_SEARCH_SPAN.run(self.cursor(), {"grams": sorted(grams)}))
+        if row is None or row["first_block"] is None:
+            return None
+        return TimeSpan.of_blocks(row["first_block"], row["last_block"])
 
     def newest_log_ns(self) -> int | None:
         """The newest log timestamp stored, read once, then kept up by inserts (deletes leave it).

@@ -54,8 +54,7 @@ def insert(
     times = batch.column(time_column).cast(pa.int64())
     window = {"lo": pc.min(times).as_py(), "hi": pc.max(times).as_py(), **(params or {})}
     try:
-        with transaction(cur):
-            return _run_registered(cur, statements, window, batch)
+        return _run_registered(cur, statements, window, batch)
     except duckdb.InvalidInputException as exc:
         if "interpreter is shutting down" not in str(exc):
             raise
@@ -82,12 +81,18 @@ def _run_registered(
     params: Mapping[str, int | str],
     batch: pa.Table,
 ) -> Results:
-    """Run ``statements`` with ``batch`` visible to them as ``incoming``."""
+    """Run ``statements`` in one transaction with ``batch`` visible to them as ``incoming``.
+
+    The batch is registered outside the transaction and let go after it ended, rolled back included:
+    a clean-up statement run inside a failed transaction fails itself ("Current transaction is
+    aborted"), and its error would hide the one that matters (a corrupt block, a full disk)."""
     cur.register("incoming", batch)
     try:
-        return _run_all(cur, statements, params)
+        with transaction(cur):
+            return _run_all(cur, statements, params)
     finally:
-        cur.unregister("incoming")
+        with contextlib.suppress(duckdb.Error):  # the cursor is closed after the write anyway
+            cur.unregister("incoming")
 
 
 def _run_all(

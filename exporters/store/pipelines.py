@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ _INSERT_RUN = statement("insert_run")
 _RUN = statement("run")
 _PIPELINE_RUNS = statement("pipeline_runs")
 _RUN_ERROR_COUNTS = statement("run_error_counts")
-_FAIL_INTERRUPTED_RUNS = statement("fail_interrupted_runs")
 _UNFINISHED_RUNS = statement("unfinished_runs")
 _PIPELINE_NAMED = statement("pipeline_named")
 _NAME_TAKEN = statement("pipeline_name_taken")
@@ -76,8 +76,13 @@ class Pipeline:
 
     @property
     def dlt_name(self) -> str:
-        """dlt's pipeline name: stable per pipeline, so its state carries over between runs."""
-        slug = "".join(ch if ch.isalnum() else "_" for ch in self.name.lower()).strip("_")[:40] or "pipeline"
+        """dlt's pipeline name: stable per pipeline, so its state carries over between runs.
+
+        A lower-case ASCII identifier whatever the name's script (dlt and the rendered script want
+        one): accents are dropped (``übersicht`` -> ``ubersicht``), other letters (CJK) give way to
+        ``pipeline``; the id's prefix keeps it unique either way. The name itself is kept as given."""
+        folded = unicodedata.normalize("NFKD", self.name).encode("ascii", "ignore").decode().lower()
+        slug = "".join(ch if ch.isalnum() else "_" for ch in folded).strip("_")[:40] or "pipeline"
         if not slug[0].isalpha():
             slug = f"p_{slug}"
         return f"{slug}_{self.id[:8]}"
@@ -238,15 +243,6 @@ class PipelineRepository:
         """(run id, status) of every run still queued or running, oldest first."""
         rows = records(_UNFINISHED_RUNS.run(self.store.cursor(), {}))
         return [(row["id"], row["status"]) for row in rows]
-
-    def fail_interrupted(self) -> int:
-        """Runs left queued or running by a service that died can never finish: mark them failed."""
-        error = orjson.dumps(
-            {"type": "Interrupted", "message": "the service stopped while the run was in flight"}
-        )
-        with self.store.writer() as cur:
-            row = _FAIL_INTERRUPTED_RUNS.run(cur, {"error": error.decode()}).fetchone()
-        return int(row[0]) if row else 0
 
 
 def _json_or_null(value: Any) -> str | None:

@@ -22,7 +22,7 @@ import orjson
 from exporters import anyvalue
 from exporters.store.connection import TelemetryStore
 from exporters.store.ingest import PROMOTED_KEYS
-from exporters.store.search_index import needle_grams
+from exporters.store.search_index import END_OF_TIME_NS, needle_grams
 from exporters.store.statements import record, records, statement
 from service.params import LEVELS, NS, Cursor, format_time, level_name
 
@@ -70,6 +70,7 @@ _SEARCH_MATCH_PREFILTERED = """(
 _TRACE_WINDOW = statement("trace_window")
 _TRACE_LOGS = statement("trace_logs")
 _TRACE_SPANS = statement("trace_spans")
+_SERVICE_NAMES = statement("service_names")
 _COUNT_LOGS_BEFORE = statement("count_logs_before")
 _DELETE_LOGS_BEFORE = statement("delete_logs_before")
 _COUNT_SPANS_BEFORE = statement("count_spans_before")
@@ -317,14 +318,15 @@ class LogQueries:
         grams = needle_grams(needle)
         if grams:
             # Only the hours whose text has every gram of the needle can hold a match.
-            span = self.store.search_index().span(grams)
+            span = self.store.search_span(grams)
             if span is None:
                 return Page([], None)
             since = span.start_ns if filters.since_ns is None else max(filters.since_ns, span.start_ns)
             until = span.end_ns if filters.until_ns is None else min(filters.until_ns, span.end_ns)
             if since >= until:
                 return Page([], None)
-            filters = replace(filters, since_ns=since, until_ns=until)
+            # A span reaching the hour of 2262 that ends past any time a query can name has no end.
+            filters = replace(filters, since_ns=since, until_ns=until if until < END_OF_TIME_NS else None)
         clauses, params = filters.where()
         clauses.append(_SEARCH_MATCH_PREFILTERED if _survives_json_escaping(text) else _SEARCH_MATCH)
         params["needle"] = needle
@@ -344,6 +346,10 @@ class LogQueries:
         truncated = len(rows) > MAX_TRACE_LOGS
         spans = records(_TRACE_SPANS.run(cur, {"trace_id": trace_id}))
         return [log_record(r) for r in rows[:MAX_TRACE_LOGS]], [span_record(s) for s in spans], truncated
+
+    def service_names(self) -> list[str]:
+        """Every service name of the stored logs and spans, sorted."""
+        return [row["service_name"] for row in records(_SERVICE_NAMES.run(self.store.cursor(), {}))]
 
     def stats(self, filters: LogFilter, now_ns: int | None = None) -> dict[str, Any]:
         clauses, params = filters.where()

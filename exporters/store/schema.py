@@ -209,6 +209,82 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         8,
+        "alert rules, their state, history, deliveries and silences",
+        (
+            # See exporters.store.alerts. A rule's definition is its JSON as the API took it, with each
+            # notification URL masked: the URLs are secrets and live in a 0600 file beside the store.
+            """
+            CREATE TABLE alert_rules (
+                id VARCHAR PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                definition VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                evaluated_at TIMESTAMPTZ,
+                evaluation_error VARCHAR
+            )
+            """,
+            # One row per rule and subject (a pipeline, an exporter, or '' for the whole store): what
+            # the evaluator needs after a restart to send nothing twice.
+            """
+            CREATE TABLE alert_instances (
+                rule_id VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                state VARCHAR NOT NULL,
+                since TIMESTAMPTZ NOT NULL,
+                active_since TIMESTAMPTZ,
+                notified_at TIMESTAMPTZ,
+                details VARCHAR,
+                PRIMARY KEY (rule_id, key)
+            )
+            """,
+            "CREATE SEQUENCE alert_history_ids",
+            """
+            CREATE TABLE alert_history (
+                id BIGINT PRIMARY KEY DEFAULT nextval('alert_history_ids'),
+                rule_id VARCHAR NOT NULL,
+                rule_name VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                from_state VARCHAR NOT NULL,
+                to_state VARCHAR NOT NULL,
+                changed_at TIMESTAMPTZ NOT NULL,
+                silenced BOOLEAN NOT NULL,
+                details VARCHAR
+            )
+            """,
+            # A notification is written here, pending, in the same transaction as the transition that
+            # causes it, and sent after: a restart finds it pending and sends it, or finds it sent.
+            """
+            CREATE TABLE alert_deliveries (
+                id VARCHAR PRIMARY KEY,
+                history_id BIGINT,
+                rule_id VARCHAR NOT NULL,
+                target INTEGER NOT NULL,
+                channel VARCHAR NOT NULL,
+                event VARCHAR NOT NULL,
+                message VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                attempts INTEGER NOT NULL,
+                last_error VARCHAR,
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE alert_silences (
+                id VARCHAR PRIMARY KEY,
+                rule_id VARCHAR,
+                pipeline_id VARCHAR,
+                until TIMESTAMPTZ NOT NULL,
+                comment VARCHAR,
+                created_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        9,
         "pipeline schedules; each run's parameter overrides and warnings",
         (
             # {"cron": ..., "timezone": ...} as sent, or NULL for a pipeline run only on demand.

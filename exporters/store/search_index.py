@@ -18,21 +18,43 @@ ranked retrieval, is rebuilt in full rather than kept up to date on insert, and 
 substring; SQLite's trigram FTS5 (the benchmark's peer) is the model here, kept per hour so that
 retention can drop whole hours.
 
-The table is the index; this process also keeps it in memory (gram -> bit set of blocks), loaded on
-first use and kept current by every insert, because one gram lookup in DuckDB costs more than the
-whole answer for a needle found nowhere.
+The table is the index; this process also keeps it in memory, loaded on first use and kept current
+by every insert, because one gram lookup in DuckDB costs more than the whole answer for a needle
+found nowhere. Its memory is bounded whatever times records carry (any ``timestamp`` from 1970 to
+2262 is valid OTLP):
+
+- Hours near now (``DENSE_HOURS`` back, ``AHEAD_HOURS`` ahead of the clock when they arrive) are bit
+  sets, one per gram, one bit per hour from the oldest such hour: at most ``DENSE_HOURS`` bits a gram.
+- Hours outside that window (a record dated 1970 or 2262) are kept sparsely, as a set of hours per
+  gram: their cost grows with the (hour, gram) pairs actually sent, never with their distance (a bit
+  set reaching from 1970 to 2262 took 320 KB per gram).
+- The whole copy has a budget (a share of ``PIPETRACE_MEMORY_LIMIT``). When it would pass it, at load
+  or on insert, the copy is dropped and search asks the table instead (``sql/search_span.sql``): the
+  same answers, a few milliseconds slower, until the process starts again.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import duckdb
 
+_logger = logging.getLogger(__name__)
+
 BLOCK_NS = 3_600 * 1_000_000_000
+# The window of hours kept as bit sets: about 3.7 years back from the clock and a day ahead of it.
+DENSE_HOURS = 2**15
+AHEAD_HOURS = 24
+END_OF_TIME_NS = 2**63 - 1  # DuckDB's infinity: no time is at or after it
+# Rough bytes per gram of the copy (its str key, int object and dict slot), and per sparse (hour,
+# gram) pair (a set slot and an int): enough to hold the copy under its budget, not an exact count.
+_GRAM_BYTES = 120
+_SPARSE_PAIR_BYTES = 72
 GRAM_LENGTH = 3
 _LETTER_RUNS = re.compile("[a-z]+")
 _PIECE = 64
@@ -86,64 +108,160 @@ class TimeSpan:
     start_ns: int
     end_ns: int
 
+    @classmethod
+    def of_blocks(cls, first: int, last: int) -> TimeSpan:
+        """Blocks ``first`` to ``last``, whole; the end held to ``END_OF_TIME_NS`` (the hour of 2262
+        holding the largest timestamp ends past a signed 64-bit count)."""
+        return cls(first * BLOCK_NS, min((last + 1) * BLOCK_NS, END_OF_TIME_NS))
+
 
 class SearchIndex:
-    """The in-memory copy of ``search_grams``: for each gram, a bit set of blocks (bit i = block
-    ``base + i``). Not loaded until the first search; until then inserts only write the table."""
+    """The in-memory copy of ``search_grams``: for each gram, a bit set of the blocks near now (bit i
+    = block ``base + i``) and a set of the blocks far from it. Not loaded until the first search;
+    until then inserts only write the table. ``budget_bytes`` (None: no budget) bounds the copy."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget_bytes: int | None = None, clock: Callable[[], int] = time.time_ns) -> None:
+        self.budget_bytes = budget_bytes
+        self._clock = clock
         self._lock = threading.Lock()
         self._blocks: dict[str, int] | None = None
         self._base = 0
+        self._far: dict[str, set[int]] = {}
+        self._far_pairs = 0
+        self._dropped = False
 
     @property
     def loaded(self) -> bool:
-        return self._blocks is not None
+        return self._blocks is not None or self._dropped
+
+    @property
+    def in_memory(self) -> bool:
+        """False once the copy was dropped for its size: search asks the table then."""
+        return not self._dropped
+
+    def _window(self) -> tuple[int, int]:
+        """The first and last block kept as bits now."""
+        now = self._clock() // BLOCK_NS
+        return now - (DENSE_HOURS - AHEAD_HOURS) + 1, now + AHEAD_HOURS
 
     def load(self, cur: duckdb.DuckDBPyConnection) -> None:
-        """Read the table. The caller holds the store's write lock, so no insert runs meanwhile."""
-        rows = cur.execute("SELECT gram, list(block) FROM search_grams GROUP BY gram").fetchall()
-        base = min((min(blocks) for _, blocks in rows), default=0)
+        """Read the table, unless its copy would pass the budget. The caller holds the store's write
+        lock, so no insert runs meanwhile."""
+        lo, hi = self._window()
+        window = {"lo": lo, "hi": hi}
+        size = cur.execute(
+            """SELECT count(DISTINCT gram) AS grams,
+                      coalesce(max(block) FILTER (WHERE block BETWEEN $lo AND $hi)
+                               - min(block) FILTER (WHERE block BETWEEN $lo AND $hi) + 1, 0) AS hours,
+                      count(*) FILTER (WHERE block NOT BETWEEN $lo AND $hi) AS far_pairs
+               FROM search_grams""",
+            window,
+        ).fetchone()
+        grams, hours, far_pairs = size if size is not None else (0, 0, 0)
+        estimate = grams * (_GRAM_BYTES + hours // 8) + far_pairs * _SPARSE_PAIR_BYTES
+        if self.budget_bytes is not None and estimate > self.budget_bytes:
+            with self._lock:
+                self._drop(estimate)
+            return
+        rows = cur.execute(
+            """SELECT gram, list(block) FILTER (WHERE block BETWEEN $lo AND $hi) AS near,
+                      list(block) FILTER (WHERE block NOT BETWEEN $lo AND $hi) AS far
+               FROM search_grams GROUP BY gram""",
+            window,
+        ).fetchall()
+        base = min((min(near) for _, near, _ in rows if near), default=lo)
         table: dict[str, int] = {}
-        for gram, blocks in rows:
+        far: dict[str, set[int]] = {}
+        for gram, near, far_blocks in rows:
             bits = 0
-            for block in blocks:
+            for block in near or ():
                 bits |= 1 << (block - base)
-            table[gram] = bits
+            if bits:
+                table[gram] = bits
+            if far_blocks:
+                far[gram] = set(far_blocks)
         with self._lock:
-            self._blocks, self._base = table, base
+            self._blocks, self._base, self._far, self._far_pairs = table, base, far, int(far_pairs)
+
+    def _drop(self, estimate: int) -> None:
+        _logger.warning(
+            "the search index would take about %d MB in memory, over its budget of %d MB "
+            "(PIPETRACE_MEMORY_LIMIT): search reads it from the database instead",
+            estimate // 2**20, (self.budget_bytes or 0) // 2**20,
+        )  # fmt: skip
+        self._blocks, self._far, self._far_pairs, self._dropped = None, {}, 0, True
+
+    def memory_estimate(self) -> int:
+        """About how many bytes the copy holds."""
+        with self._lock:
+            return self._estimate()
+
+    def _estimate(self) -> int:
+        if self._blocks is None:
+            return 0
+        bits = sum(bits.bit_length() for bits in self._blocks.values())
+        grams = len(self._blocks.keys() | self._far.keys())
+        return grams * _GRAM_BYTES + bits // 8 + self._far_pairs * _SPARSE_PAIR_BYTES
 
     def forget_before(self, block: int) -> None:
         """Drop every block before ``block`` from the copy, as cleanup drops them from the table."""
         with self._lock:
-            if self._blocks is None or block <= self._base:
+            if self._blocks is None:
                 return
-            shift = block - self._base
-            self._blocks = {g: rest for g, bits in self._blocks.items() if (rest := bits >> shift)}
-            self._base = block
+            if block > self._base:
+                shift = block - self._base
+                self._blocks = {g: rest for g, bits in self._blocks.items() if (rest := bits >> shift)}
+                self._base = block
+            far: dict[str, set[int]] = {}
+            for gram, blocks in self._far.items():
+                if kept := {b for b in blocks if b >= block}:
+                    far[gram] = kept
+            self._far, self._far_pairs = far, sum(len(blocks) for blocks in far.values())
 
     def add(self, pairs: Iterable[tuple[int, str]]) -> None:
         with self._lock:
             if self._blocks is None:
                 return
+            lo, hi = self._window()
             for block, gram in pairs:
-                if block < self._base:  # a record older than any before it: move the origin back
+                if not lo <= block <= hi:
+                    blocks = self._far.setdefault(gram, set())
+                    if block not in blocks:
+                        blocks.add(block)
+                        self._far_pairs += 1
+                    continue
+                if not self._blocks:  # the first near block: the origin is its own
+                    self._base = block
+                elif block < self._base:  # older than any before it (in the window): move the origin back
                     shift = self._base - block
                     self._blocks = {g: bits << shift for g, bits in self._blocks.items()}
                     self._base = block
                 self._blocks[gram] = self._blocks.get(gram, 0) | 1 << (block - self._base)
+            if self.budget_bytes is not None and (estimate := self._estimate()) > self.budget_bytes:
+                self._drop(estimate)
 
     def span(self, grams: set[str]) -> TimeSpan | None:
         """Where records holding all ``grams`` can be; None if no block has them all."""
         if not grams:
             raise ValueError("no grams: every block can hold this needle")
         with self._lock:
-            assert self._blocks is not None, "load() first"
+            assert self._blocks is not None, "load() first, and only while in_memory"
             bits = -1
             for gram in grams:
                 bits &= self._blocks.get(gram, 0)
                 if not bits:
-                    return None
-            first = (bits & -bits).bit_length() - 1
-            last = bits.bit_length() - 1
-            return TimeSpan((self._base + first) * BLOCK_NS, (self._base + last + 1) * BLOCK_NS)
+                    break
+            far: set[int] | None = None
+            for gram in sorted(grams, key=lambda g: len(self._far.get(g, ()))):
+                far = set(self._far.get(gram, ())) if far is None else far & self._far.get(gram, set())
+                if not far:
+                    break
+            candidates = []
+            if bits > 0:
+                first = (bits & -bits).bit_length() - 1
+                candidates += [self._base + first, self._base + bits.bit_length() - 1]
+            if far:
+                candidates += [min(far), max(far)]
+            if not candidates:
+                return None
+            return TimeSpan.of_blocks(min(candidates), max(candidates))

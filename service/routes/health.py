@@ -1,4 +1,5 @@
-"""Probes: ``/healthz`` says the process answers, ``/readyz`` that the store takes writes (and, to
+"""Probes: ``/healthz`` says the process answers, ``/readyz`` that records sent now are stored (the
+store takes a write, and its exporters' breakers are closed and their spools have room) (and, to
 whoever holds the API token when one is set, where the store is and what failed, and where the
 OTLP/gRPC receiver listens)."""
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from service.alerts.service import alerts_of
 from service.auth import presents_token
 from service.openapi import document
 from service.state import state
@@ -28,7 +30,7 @@ def openapi() -> Response:
 @blueprint.get("/readyz")
 def readyz() -> Response:
     service = state()
-    problem = service.store.check_writable()
+    problem = service.unready_because()
     body: dict[str, Any] = {"status": "ready" if problem is None else "unavailable"}
     # The bare status is for probes, which hold no token; the data path and error text are not.
     if presents_token(service.settings.api_token_value):
@@ -38,6 +40,7 @@ def readyz() -> Response:
             "error": problem,
         }
         body["ingest"] = service.ingest_counters()
+        body["alerts"] = alerts_of().status()
         # Where the OTLP/gRPC receiver listens; null when it is off (or the app runs without `serve`).
         body["otlp_grpc"] = current_app.config.get("PIPETRACE_GRPC_ADDRESS")
     response = jsonify(body)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from exporters.store.queries import LogFilter, Page
-from service.errors import ApiError, bad_parameter
+from service.errors import ApiError, bad_parameter, error_response
 from service.params import (
     Cursor,
     format_time,
@@ -19,6 +20,7 @@ from service.params import (
     reject_unknown,
 )
 from service.state import state
+from service.tail import stream
 
 blueprint = Blueprint("logs", __name__, url_prefix="/api/logs")
 
@@ -83,6 +85,29 @@ def search() -> Response:
         raise bad_parameter("q", f"must be at most {MAX_QUERY_LENGTH} characters")
     page = state().queries.search(text, _filters(args), parse_limit(args.get("limit")), _cursor(args))
     return _page_response(page)
+
+
+@blueprint.get("/tail")
+def tail() -> Response:
+    """New records as Server-Sent Events (``service.tail``), from ``since`` (default: now) on."""
+    args = request.args
+    reject_unknown(args, frozenset({"service_name", "pipeline_id", "run_id", "stage", "level", "since"}))
+    filters = _filters(args)
+    since_ns = filters.since_ns if filters.since_ns is not None else time.time_ns()
+    service = state()
+    if not service.tail_slots.acquire(blocking=False):
+        refused = error_response(503, "too_many_tails", "every live-tail stream is in use: retry shortly")
+        refused.headers["Retry-After"] = "5"
+        return refused
+    queries = service.queries  # read here: the stream runs after the request context is gone
+    events = stream(
+        queries.pipeline_logs, filters, since_ns, service.tail_slots.release,
+        lifetime_s=service.settings.tail_stream_seconds,
+    )  # fmt: skip
+    response = Response(events, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the events back
+    return response
 
 
 @blueprint.get("/stats")

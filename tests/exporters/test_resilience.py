@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -299,3 +300,20 @@ def test_a_temporary_spool_file_is_removed_only_when_its_writer_is_gone(tmp_path
     finally:
         live.kill()
         live.wait()
+
+
+def test_concurrent_writers_never_take_the_spool_past_its_limit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_files=3)
+    start = threading.Barrier(16)
+    accepted: list[bool] = []
+
+    def put() -> None:
+        start.wait()
+        accepted.append(spool.put(b"{}", 1))
+
+    writers = [threading.Thread(target=put) for _ in range(16)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert accepted.count(True) == 3 and spool.status()["files"] == 3

@@ -111,6 +111,30 @@ def test_probes_and_ingest_are_not_traced(client: FlaskClient) -> None:
     assert client.get("/readyz").get_json()["status"] == "ready"
 
 
+def test_static_files_and_the_icon_are_not_traced_but_a_search_naming_them_is(client: FlaskClient) -> None:
+    for path in ("/", "/?x=1", "/ui/app.js", "/ui/views/logs.js", "/favicon.ico"):
+        with client.get(path) as response:  # static files are streamed: closed here
+            assert response.status_code == 200, path
+            assert "X-Correlation-ID" not in response.headers, path
+    # The patterns are anchored at the path: the same words in a query string are still traced.
+    for path in ("/api/logs/search?q=/healthz", "/api/logs/search?q=/ui/app.js", "/api/logs?q=/favicon.ico"):
+        assert "X-Correlation-ID" in client.get(path).headers, path
+
+
+def test_a_request_asking_not_to_be_sampled_leaves_no_span_and_no_log_line(
+    client: FlaskClient, service: ServiceState
+) -> None:
+    quiet = f"00-{TRACE_ID}-00f067aa0ba902b7-00"  # the web UI's reads: sampled flag off
+    assert client.get("/api/logs/stats", headers={"traceparent": quiet}).status_code == 200
+    refused = client.get("/api/logs/stats?bogus=1", headers={"traceparent": quiet})
+    assert refused.status_code == 400
+    service.telemetry.force_flush()
+    found = client.get(f"/api/logs/correlation/{TRACE_ID}").get_json()
+    # No span of either request; only the failure is logged (a failure is always worth a line).
+    assert found.get("spans", []) == []
+    assert [log["body"].split(" in ")[0] for log in found["logs"]] == ["GET /api/logs/stats 400"]
+
+
 def test_traceparent_over_real_http(live_server: LiveServer) -> None:
     response = live_server.get("/api/logs/stats", headers={"traceparent": TRACEPARENT})
     assert response.headers["X-Correlation-ID"] == TRACE_ID

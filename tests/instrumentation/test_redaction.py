@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from flask.testing import FlaskClient
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk._logs import LoggerProvider, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
 from pydantic import ValidationError
 
 from exporters.log_exporter import DuckDBLogRecordExporter
 from exporters.span_exporter import DuckDBSpanExporter
+from instrumentation import secret_patterns
 from instrumentation.redaction import MASK, Redactor, redact_text, redact_value
 from instrumentation.telemetry import Export, Telemetry
 from service.settings import Settings
 from service.state import ServiceState
 from tests.exporters.fakes import FailingStore
 from tests.helpers import RESOURCE, make_record
+from tests.security.corpus import ORDINARY_ATTRIBUTES, ORDINARY_BODIES, PLANTED, Planted
 
 SECRETS = {
     "postgresql+psycopg2://app:pw-4f3e2d1c@db:5432/shop": "pw-4f3e2d1c",
@@ -199,3 +209,156 @@ def test_spooled_batches_hold_no_secret(tmp_path: Path) -> None:
         telemetry.shutdown()
         log_exporter.shutdown()
         span_exporter.shutdown()
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=lambda planted: planted.text[:30])
+def test_every_planted_format_is_masked(planted: Planted) -> None:
+    cleaned = redact_text(planted.text)
+    assert MASK in cleaned and not [fragment for fragment in planted.fragments if fragment in cleaned]
+
+
+@pytest.mark.parametrize("text", [*ORDINARY_BODIES, *(f'{k}="{v}"' for k, v in ORDINARY_ATTRIBUTES.items())])
+def test_ordinary_data_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def _semantic_convention_keys() -> set[str]:
+    keys: set[str] = set()
+    for package in ("opentelemetry.semconv.attributes", "opentelemetry.semconv._incubating.attributes"):
+        modules = pkgutil.iter_modules(importlib.import_module(package).__path__)
+        for module in modules:
+            members = vars(importlib.import_module(f"{package}.{module.name}"))
+            keys |= {value for name, value in members.items() if name.isupper() and isinstance(value, str)}
+    return keys
+
+
+def test_no_semantic_convention_attribute_is_masked_by_its_key() -> None:
+    keys = _semantic_convention_keys()
+    assert len(keys) > 500 and "gen_ai.token.type" in keys
+    redactor = Redactor()
+    assert not [key for key in keys if redactor.value(key, "input") != "input"]
+    assert not [key for key in keys if redact_text(f'{key}="input"') != f'{key}="input"']
+
+
+def test_a_key_is_secret_only_when_its_last_segment_is_a_secret_word() -> None:
+    secret = ["db.password", "api.token", "client_secret", "x-api-key", "http.request.header.authorization",
+              "http.request.header.cookie", "PASSWORD", "aws.secret_access_key"]  # fmt: skip
+    ordinary = ["gen_ai.token.type", "csrf_token_present", "secret.manager.name", "token_count",
+                "db.password_policy", "gen_ai.usage.input_tokens", "feature_flag.key", "pwd"]  # fmt: skip
+    assert [key for key in secret if redact_value(key, "v-1") != MASK] == []
+    assert [key for key in ordinary if redact_value(key, "v-1") != "v-1"] == []
+
+
+def test_every_value_type_and_the_keys_are_redacted() -> None:
+    redactor = Redactor()
+    assert redactor.value("blob", b"dsn postgresql://u:bpw-1@h/db") == b"dsn postgresql://u:***@h/db"
+    binary = b"\xff\x00 password=bin-pw-2 \xfe"
+    assert redactor.value("blob", binary) == b"\xff\x00 password=*** \xfe"
+    assert redactor.value("blob", b"\xff\x00plain") == b"\xff\x00plain"
+    assert redactor.value("auth.token", b"raw") == MASK.encode()
+    assert redactor.value("list", ["ok", "password=lpw-3", b"token=ltok-4"]) == [
+        "ok",
+        "password=***",
+        b"token=***",
+    ]
+    nested = {"outer": {"password": "npw-5", "note": "redis://:npw-6@cache"}, "n": 1}
+    assert redactor.value("map", nested) == {
+        "outer": {"password": MASK, "note": "redis://:***@cache"},
+        "n": 1,
+    }
+    cleaned = redactor.attributes({"a": 1, "postgresql://u:kpw-7@h/db": "x", "z": 2})
+    assert cleaned is not None and list(cleaned) == ["a", "postgresql://u:***@h/db", "z"]
+    assert redactor.attributes({"gen_ai.token.type": "input", "rows": 3}) is None  # nothing to redact
+
+
+def test_every_text_of_a_log_record_is_redacted_in_place() -> None:
+    readable = make_record(
+        "login with password=body-pw-8", attributes={"first": 1, "DB_PASSWORD=kpw-9": "v", "last": 2}
+    )
+    record = ReadWriteLogRecord(
+        log_record=readable.log_record,
+        resource=Resource.create({"service.name": "r", "api.token": "res-tok-11"}),
+        instrumentation_scope=InstrumentationScope("scope redis://:scope-pw-12@cache", "1.0"),
+    )
+    record.log_record.event_name = "retry access_token=ev-tok-10"
+    Redactor().log_record(record)
+    log = record.log_record
+    scope = record.instrumentation_scope
+    texts = repr((log.body, dict(log.attributes or {}), log.event_name, dict(record.resource.attributes),
+                  scope.name if scope else None))  # fmt: skip
+    assert not [s for s in ("body-pw-8", "kpw-9", "ev-tok-10", "res-tok-11", "scope-pw-12") if s in texts]
+    assert list(record.log_record.attributes or {}) == ["first", "DB_PASSWORD=***", "last"]  # order kept
+    assert record.resource is not None and record.resource.attributes["service.name"] == "r"
+
+
+def test_span_names_event_names_scope_and_resource_are_redacted() -> None:
+    context = SpanContext(0xA1, 0xB2, is_remote=False, trace_flags=TraceFlags(1))
+    span = ReadableSpan(
+        name="connect mysql://u:name-pw-13@h/db",
+        context=context,
+        resource=Resource.create({"deployment.note": "PGPASSWORD=res-pw-14"}),
+        events=[Event("retry Cookie: session=ev-cookie-15", {}, 1)],
+        instrumentation_scope=InstrumentationScope("scope STRIPE_KEY=scope-key-16"),
+        start_time=1,
+        end_time=2,
+    )
+    cleaned = Redactor().span(span)
+    texts = repr((cleaned.name, [e.name for e in cleaned.events], dict(cleaned.resource.attributes),
+                  cleaned.instrumentation_scope.name if cleaned.instrumentation_scope else None))  # fmt: skip
+    assert not [s for s in ("name-pw-13", "res-pw-14", "ev-cookie-15", "scope-key-16") if s in texts]
+    assert cleaned.name == "connect mysql://u:***@h/db"
+
+
+# One sample of every token format (detect-secrets' detectors and ours), as the prefilter must see it.
+TOKEN_SAMPLES = [
+    "AKIAZ7Q4B6C8D0E2F4G6", 'aws_key = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12"',
+    "AccountKey=" + "a" * 86 + "==", "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe." + "x" * 27, "ghp_" + "a" * 36,
+    "glpat-" + "a" * 20, "GR1348941" + "a" * 20,
+    "glcbt-" + "a" * 20, "glimt-" + "a" * 25, "glptt-" + "a" * 40, "glagent-" + "a" * 50, "gloas-" + "a" * 64,
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "0123456789abcdef0123456789abcdef-us12",
+    "//registry.npmjs.org/:_authToken=npm_abcdef", "sk-" + "a" * 20 + "T3BlbkFJ" + "b" * 20,
+    "pypi-AgEIcHlwaS5vcmc" + "a" * 70, "pypi-AgENdGVzdC5weXBpLm9yZw" + "a" * 70,
+    "SG." + "a" * 22 + "." + "b" * 43,
+    "xoxb-123456-abcdef", "https://hooks.slack.com/services/T000/B000/XXXX", "sq0csp-" + "a" * 43,
+    "sk_live_" + "a" * 24, "123456789:" + "A" * 35, "AC" + "a" * 32, "SK" + "b" * 32, "AIza" + "a" * 35,
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+]  # fmt: skip
+
+
+def test_every_token_format_passes_the_prefilter_and_is_masked() -> None:
+    unmatched = [
+        p.pattern for p in secret_patterns._TOKEN_FORMATS if not any(p.search(s) for s in TOKEN_SAMPLES)
+    ]
+    assert unmatched == []  # a format without a sample: add one
+    for sample in TOKEN_SAMPLES:
+        assert secret_patterns.might_hold_secret(f"seen {sample} here"), sample
+        cleaned = redact_text(f"seen {sample} here")
+        assert MASK in cleaned and sample not in cleaned
+
+
+def test_the_store_exporters_redact_when_a_program_uses_them_on_their_own(tmp_path: Path) -> None:
+    """The ``duckdb`` entry points in any OTel SDK program: no Pipetrace processor ran before them."""
+    path = tmp_path / "own.duckdb"
+    resource = Resource.create({"service.name": "own", "api.token": "own-res-tok-1"})
+    logger_provider = LoggerProvider(resource=resource)
+    log_exporter = DuckDBLogRecordExporter(str(path))
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(DuckDBSpanExporter(str(path))))
+    with tracer_provider.get_tracer("own").start_as_current_span("connect redis://:own-span-pw-2@cache"):
+        logger_provider.get_logger("own").emit(
+            body="DB_PASSWORD=own-log-pw-3", attributes={"db.password": "x-4"}
+        )
+    logger_provider.shutdown()
+    tracer_provider.shutdown()
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'"
+        ).fetchall()
+        stored = "\n".join(
+            str(row[0])
+            for table, column in columns
+            for row in con.execute(f'SELECT "{column}" FROM "{table}"').fetchall()
+        )
+    assert "DB_PASSWORD=***" in stored and "redis://:***@cache" in stored
+    assert not [s for s in ("own-res-tok-1", "own-span-pw-2", "own-log-pw-3", "x-4") if s in stored]

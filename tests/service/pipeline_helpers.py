@@ -54,9 +54,13 @@ def wait_for_status(server: LiveServer, run_id: str, status: str, timeout: float
 
 def wait_for_run(server: LiveServer, run_id: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
+    run: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        run: dict[str, Any] = server.get(f"/api/runs/{run_id}").json()
-        if run["status"] in FINISHED:
+        response = server.get(f"/api/runs/{run_id}")
+        # 404 until a service just started has adopted a run started while none answered (in the
+        # background: a locked store must not hold up the start).
+        run = response.json() if response.status_code != 404 else {}
+        if run.get("status") in FINISHED:
             return run
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish in {timeout} s: {run}")

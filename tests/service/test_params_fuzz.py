@@ -31,6 +31,8 @@ NAMES = [
     "status",
     "min_duration_ms",
     "max_duration_ms",
+    "rule_id",
+    "before",
     "x",
 ]
 
@@ -59,6 +61,7 @@ ROUTES = [
     "/api/logs/correlation/" + "a" * 32,
     "/api/pipelines/p1/runs",
     "/api/traces",
+    "/api/alerts/history",
 ]
 
 
@@ -76,7 +79,7 @@ def test_no_query_string_causes_a_server_error(
         assert response.status_code == 404 or body["error"].get("parameter")
 
 
-@pytest.mark.parametrize("name", ["since", "until", "level", "limit", "cursor", "min_duration_ms"])
+@pytest.mark.parametrize("name", ["since", "until", "level", "limit", "cursor", "min_duration_ms", "before"])
 @pytest.mark.parametrize("value", EDGES)
 def test_every_edge_value_of_every_parsed_parameter_is_a_200_or_a_4xx(
     client: FlaskClient, name: str, value: str

@@ -113,3 +113,21 @@ def test_spool_status_command_reports_what_is_spooled(tmp_path: Path) -> None:
     exporter.shutdown()  # its last replay delivers the batch
     assert store.cursor().execute("SELECT count(*) FROM logs").fetchone() == (7,)
     store.close()
+
+
+def test_spool_replay_command_counts_what_its_background_replayer_delivered_too(tmp_path: Path) -> None:
+    store = FailingStore(str(tmp_path / "replay.duckdb"))
+    store.failing = True
+    exporter = DuckDBLogRecordExporter(store=store, replay_interval_seconds=3600)
+    for batch in range(20):
+        exporter.export(make_records(50, start_ns=1_790_000_000_000_000_000 + batch * 10**9))
+    store.close()  # this process lets go of the file; its own replays fail from now on
+    assert exporter.status()["spool"]["records"] == 1000
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "pipetrace"), "spool", "replay"],
+        capture_output=True, text=True, check=True, env={**os.environ, "PIPETRACE_DB": store.path},
+    )  # fmt: skip
+    assert "duckdb-logs: replayed 1000 records, 0 quarantined, 0 files left" in result.stdout
+    check = TelemetryStore(store.path)
+    assert check.cursor().execute("SELECT count(*) FROM logs").fetchone() == (1000,)
+    check.close()

@@ -225,3 +225,25 @@ def test_bad_filters_are_refused_naming_the_parameter(
     response = server.get("/api/traces", params=params)
     assert response.status_code == 400
     assert response.json()["error"]["parameter"] == parameter
+
+
+def test_the_service_names_are_those_of_the_stored_spans_and_logs_once_each(
+    server: LiveServer, sent: list[ReadableSpan]
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    from tests.helpers import make_record
+
+    only_logs = Resource.create({"service.name": "log-only worker"})
+    records = [make_record("from a worker", resource=only_logs), make_record("and again", resource=only_logs)]
+    assert OTLPLogExporter(endpoint=f"{server.url}/v1/logs").export(records).name == "SUCCESS"
+    span_services = {str(span.resource.attributes["service.name"]) for span in sent}
+    sent_names = span_services | {"log-only worker"}
+    assert wait_until(lambda: sent_names <= set(server.get("/api/services").json()["services"]))
+    names = server.get("/api/services").json()["services"]
+    assert names == sorted(set(names))
+    # The others are the service's own (its request log lines): each has records of its own.
+    for other in set(names) - sent_names:
+        assert server.get("/api/logs", params={"service_name": other, "limit": 1}).json()["logs"]
+    refused = server.get("/api/services", params={"service": "orders"})
+    assert refused.status_code == 400 and refused.json()["error"]["parameter"] == "service"

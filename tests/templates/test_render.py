@@ -172,3 +172,37 @@ def test_user_code_must_compile_and_define_data_source(code: str, message: str) 
 )
 def test_user_code_defining_data_source_passes(code: str) -> None:
     check_user_code(code)
+
+
+def test_credentials_in_ordinary_parameters_are_kept_out_of_the_stored_parameters_and_the_script() -> None:
+    params = {
+        "base_url": "https://apiuser:base-pw-4e@api.example.test/v1",
+        "resources": [{"name": "users", "path": "users", "params": {"api_key": "res-key-5f", "page": 2}}],
+        "paginator": {"type": "none"},
+    }
+    rendered = render("api", params, "p_api")
+    assert rendered.public_params["base_url"] == "https://apiuser:***@api.example.test/v1"
+    assert rendered.public_params["resources"][0]["params"] == {"api_key": "***", "page": 2}
+    assert sorted(rendered.secret_env.values()) == [
+        "https://apiuser:base-pw-4e@api.example.test/v1",
+        "res-key-5f",
+    ]
+    assert all(name.startswith("PIPETRACE_PARAM_") for name in rendered.secret_env)
+    for secret in ("base-pw-4e", "res-key-5f"):
+        assert secret not in rendered.script and secret not in repr(rendered.public_params)
+    assert rendered.script.count("sources.secret(") == 2
+    # At run time the stored (redacted) parameters render the same script, given the stored names.
+    again = render("api", rendered.public_params, "p_api", known_secrets=rendered.secret_env)
+    assert again.script == rendered.script and again.secret_env == {}
+    # Without the names, the redacted text would be used as it is (and no secret is invented).
+    assert "sources.secret(" not in render("api", rendered.public_params, "p_api").script
+
+
+def test_ordinary_parameters_are_not_taken_for_secrets() -> None:
+    params = {
+        "base_url": "https://api.example.test/v1?token_type=bearer",
+        "resources": [{"name": "tokens", "path": "tokens/usage", "params": {"secret_level": 2, "page": 1}}],
+    }
+    rendered = render("api", params, "p_api")
+    assert rendered.secret_env == {} and "sources.secret(" not in rendered.script
+    assert rendered.public_params["resources"] == params["resources"]

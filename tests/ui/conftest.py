@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.ui.browser_setup import DEFAULT_CHROMIUM, BrowserUnavailable, obtain_chromium
 
@@ -37,3 +39,30 @@ def chromium(pytestconfig: pytest.Config) -> str | None:
     if isinstance(obtained, BrowserUnavailable):
         pytest.fail(str(obtained), pytrace=False)
     return obtained
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str | None) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium,
+            # Chromium's own background traffic is refused on a closed network; it is not needed.
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a context of its own, sized by the test module's ``VIEWPORT`` (1400 x 900 when it
+    sets none); a script error in the page fails the test."""
+    viewport = getattr(request.module, "VIEWPORT", {"width": 1400, "height": 900})
+    context = browser.new_context(viewport=viewport)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], f"script errors in the page: {errors}"

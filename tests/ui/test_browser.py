@@ -11,21 +11,31 @@ import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.helpers import RESOURCE, make_record, make_records
+from tests.ui.screenshots import shot
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TRACE = 0x7A11_0000_0000_0000_0000_0000_0000_0001
+BILLING_TRACE = 0xB111_0000_0000_0000_0000_0000_0000_0002
+BILLING = Resource.create({"service.name": "billing-api", "deployment.environment": "test"})
+STACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/app/load.py", line 42, in load_table\n'
+    "    cursor.copy_from(rows)\n"
+    "ConnectionResetError: connection reset by peer"
+)
 NS = 1_000_000_000
 USER_CODE = textwrap.dedent(
     """
@@ -35,6 +45,7 @@ USER_CODE = textwrap.dedent(
     @dlt.resource(name="orders", primary_key="id")
     def orders():
         logging.getLogger("orders").warning("slow page from the API, retrying")
+        logging.getLogger("orders").error("one order came without a customer")
         yield [{"id": i, "amount": i * 10} for i in range(40)]
 
     def data_source():
@@ -44,20 +55,29 @@ USER_CODE = textwrap.dedent(
 
 
 def _span(
-    name: str, span_id: int, parent: int | None, start: int, end: int, error: bool = False
+    name: str,
+    span_id: int,
+    parent: int | None,
+    start: int,
+    end: int,
+    error: bool = False,
+    trace_id: int = TRACE,
+    resource: Resource = RESOURCE,
+    **extra: Any,
 ) -> ReadableSpan:
-    context = SpanContext(TRACE, span_id, is_remote=False, trace_flags=TraceFlags(1))
+    context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
     return ReadableSpan(
         name=name,
         context=context,
-        parent=SpanContext(TRACE, parent, is_remote=False) if parent else None,
-        resource=RESOURCE,
-        attributes={"pipeline.id": "orders"},
+        parent=SpanContext(trace_id, parent, is_remote=False) if parent else None,
+        resource=resource,
+        attributes=extra.pop("attributes", {"pipeline.id": "orders"}),
         kind=SpanKind.INTERNAL,
-        status=Status(StatusCode.ERROR if error else StatusCode.OK),
+        status=Status(StatusCode.ERROR, "connection reset by peer") if error else Status(StatusCode.OK),
         start_time=start,
         end_time=end,
-    )
+        **extra,
+    )  # fmt: skip
 
 
 def _seed(server: LiveServer) -> None:
@@ -66,8 +86,18 @@ def _seed(server: LiveServer) -> None:
         _span("pipeline orders", 0x1, None, now, now + 4 * NS),
         _span("extract", 0x2, 0x1, now + NS // 10, now + NS),
         _span("normalize", 0x3, 0x1, now + NS, now + 2 * NS),
-        _span("load", 0x4, 0x1, now + 2 * NS, now + 4 * NS, error=True),
-    ]
+        _span("load", 0x4, 0x1, now + 2 * NS, now + 4 * NS, error=True,
+              attributes={"pipeline.id": "orders", "db.rows": 120, "retry": True, "ratio": 0.5},
+              events=[Event("exception", {"exception.type": "ConnectionResetError",
+                                          "exception.message": "connection reset by peer",
+                                          "exception.stacktrace": STACK}, now + 3 * NS)],
+              links=[Link(SpanContext(BILLING_TRACE, 0x11, is_remote=False), {"link.reason": "charged by"})]),
+        # Another service: one slow trace of 7.5 s, and a quick one.
+        _span("POST /charge", 0x11, None, now + 5 * NS, now + 12 * NS + NS // 2, trace_id=BILLING_TRACE,
+              resource=BILLING, attributes={"http.route": "/charge"}),
+        _span("GET /health", 0x21, None, now + 6 * NS, now + 6 * NS + NS // 100, trace_id=0xB111_0003,
+              resource=BILLING, attributes={}),
+    ]  # fmt: skip
     assert OTLPSpanExporter(endpoint=f"{server.url}/v1/traces").export(spans) is SpanExportResult.SUCCESS
     lines = [
         ("extract", 0x2, SeverityNumber.INFO, "Extracted 120 rows from resource orders"),
@@ -87,6 +117,12 @@ def _seed(server: LiveServer) -> None:
                     attributes={"pipeline.id": "customers", "pipeline.stage": "extract"})
         for i in range(30)
     ]  # fmt: skip
+    records += [
+        make_record("charge failed", timestamp=now + 6 * NS, severity=SeverityNumber.ERROR, resource=BILLING,
+                    trace_id=BILLING_TRACE, span_id=0x11,
+                    attributes={"exception.type": "ConnectionResetError", "exception.stacktrace": STACK}),
+        make_record("charge accepted", timestamp=now + 7 * NS, resource=BILLING),
+    ]  # fmt: skip
     assert OTLPLogExporter(endpoint=f"{server.url}/v1/logs").export(records).name == "SUCCESS"
 
 
@@ -98,33 +134,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(chromium: str | None) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium,
-            # Chromium's own background traffic is refused on a closed network; it is not needed.
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    context.close()
-    assert errors == [], f"script errors in the page: {errors}"
-
-
-def _shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+# The page fixture (tests/ui/conftest.py) opens pages this size.
+VIEWPORT = {"width": 1280, "height": 860}
 
 
 def test_filter_search_and_highlight(server: LiveServer, page: Page) -> None:
@@ -143,7 +154,7 @@ def test_filter_search_and_highlight(server: LiveServer, page: Page) -> None:
     for text in marks.all_inner_texts():
         assert text.lower() == "connection reset"
     assert "q=Connection+Reset" in page.url and "level=WARN" in page.url  # the filters live in the URL
-    _shot(page, "logs")
+    shot(page, "logs")
 
 
 def test_open_a_trace_from_a_log_line_and_back(server: LiveServer, page: Page) -> None:
@@ -159,11 +170,66 @@ def test_open_a_trace_from_a_log_line_and_back(server: LiveServer, page: Page) -
     expect(selected).to_have_attribute("data-span-id", "0000000000000004")
     expect(selected.locator(".span-logs li")).to_have_count(2)  # the span's own logs, inline
     expect(page.locator("li.span .bar.status-ERROR")).to_have_count(1)
-    _shot(page, "trace")
+    expect(page.locator("aside.span-detail h2")).to_have_text("load")  # the span named in the URL, open
+    shot(page, "trace")
     # From a span's log back to the log view.
     selected.locator("a.log-link").first.click()
     expect(page).to_have_url(re.compile(r"#/logs\?q="))
     expect(page.locator("tr.log")).not_to_have_count(0)
+
+
+def test_find_a_trace_by_service_and_duration_and_inspect_its_spans(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/traces")
+    rows = page.locator("tr.trace")
+    expect(rows).not_to_have_count(0)
+    choices = page.locator("select[name=service_name] option").all_inner_texts()
+    assert {"billing-api", "test-client"} <= set(choices)
+    page.select_option("select[name=service_name]", "billing-api")
+    page.fill("input[name=min_duration_ms]", "1000")
+    page.click("form[aria-label='Find traces'] button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("POST /charge")
+    expect(rows.first).to_contain_text("7500.0 ms")
+    assert "service_name=billing-api" in page.url and "min_duration_ms=1000" in page.url
+    shot(page, "traces")
+    rows.first.locator("a.trace-name").click()
+    expect(page).to_have_url(re.compile(rf"#/trace/{BILLING_TRACE:032x}$"))
+    page.locator("li.span .span-row").first.click()
+    panel = page.locator("aside.span-detail")
+    expect(panel.locator(".span-service")).to_have_text("billing-api")
+    expect(panel.locator("table[aria-label='resource attributes']")).to_contain_text("deployment.environment")
+    # Straight to a trace by its id; the span named in the URL opens with its panel.
+    page.goto(f"{server.url}/#/traces")
+    page.fill("#trace-id", f"{TRACE:032X}")
+    page.press("#trace-id", "Enter")
+    expect(page.locator("li.span")).to_have_count(4)
+    page.locator("li.span", has_text="load").locator(".span-row").click()
+    expect(page).to_have_url(re.compile(r"\?span=0000000000000004$"))
+    expect(panel.locator(".span-status")).to_have_text("ERROR connection reset by peer")
+    attributes = panel.locator("table[aria-label='span attributes'] tr")
+    expect(attributes.filter(has_text="db.rows")).to_contain_text("120int")
+    expect(attributes.filter(has_text="retry")).to_contain_text("truebool")
+    expect(attributes.filter(has_text="ratio")).to_contain_text("0.5double")
+    expect(panel.locator("li.event")).to_have_count(1)
+    stack = panel.locator("li.event pre.stacktrace")
+    assert stack.inner_text().splitlines() == STACK.splitlines()  # several lines, not one escaped string
+    panel.locator("li.link a").click()  # a link leads to the linked trace
+    expect(page).to_have_url(re.compile(rf"#/trace/{BILLING_TRACE:032x}\?span=0000000000000011"))
+    expect(panel.locator("h2")).to_have_text("POST /charge")
+
+
+def test_logs_by_service_with_a_readable_stack_trace(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/#/logs")
+    page.select_option("select[name=service_name]", "billing-api")
+    page.click("form.filters button[type=submit]")
+    rows = page.locator("tr.log")
+    expect(rows).to_have_count(2)
+    assert "service_name=billing-api" in page.url
+    expect(page.locator("tr.log td.service")).to_have_text(["billing-api", "billing-api"])
+    failed = rows.filter(has_text="charge failed")
+    failed.click()
+    stack = page.locator("tr.details pre.stacktrace")
+    assert stack.inner_text().splitlines() == STACK.splitlines()
 
 
 def test_keyboard_navigation_and_readable_contrast(server: LiveServer, page: Page) -> None:
@@ -177,7 +243,8 @@ def test_keyboard_navigation_and_readable_contrast(server: LiveServer, page: Pag
     assert focused == 2
     page.keyboard.press("Enter")
     expect(page.locator("tr.log").nth(2)).to_have_attribute("aria-expanded", "true")
-    expect(page.locator("tr.details pre").first).to_contain_text('"pipeline.id": "customers"')
+    attribute = page.locator("tr.details table.attrs tr", has_text="pipeline.id").first
+    expect(attribute).to_contain_text("customers")
     page.keyboard.press("Enter")
     expect(page.locator("tr.details")).to_have_count(0)
     page.keyboard.press("/")
@@ -222,24 +289,44 @@ def test_start_a_run_from_a_template_and_follow_it_live(server: LiveServer, page
     expect(status).to_have_text("succeeded", timeout=120_000)
     expect(page.locator(".run-head")).to_contain_text("rows loaded: orders 40")
     expect(page.locator("tr.log", has_text="slow page from the API")).to_have_count(1, timeout=20_000)
-    _shot(page, "run")
+    # Names, not ids: the run's pipeline, and the pipeline column of its logs.
+    expect(page.locator(".run-head .pipeline-name")).to_have_text("browser orders")
+    expect(page.locator("tr.log td.pipeline").first).to_have_text("browser orders")
+    shot(page, "run")
+    expect(page.locator("#status")).to_have_text("run succeeded")
+    page.click("nav a[data-view=stats]")
+    expect(page.locator("h1")).to_have_text("Stats")
+    page.wait_for_timeout(2_500)  # past the run view's last refresh, which comes after the run ends
+    expect(page.locator("#status")).to_have_text("")  # the run's status is not carried over
+    page.go_back()
     page.locator(".run-head a", has_text="trace").click()
     expect(page.locator("li.span .span-name", has_text="extract")).to_have_count(1, timeout=20_000)
     page.goto(f"{server.url}/#/pipelines")
     row = page.locator("table.pipelines tr", has_text="browser orders")
     expect(row.locator(".badge")).to_have_text(["succeeded"])
-    _shot(page, "pipelines")
+    shot(page, "pipelines")
+    # The pipeline filter is a pick-list of names.
+    page.goto(f"{server.url}/#/logs")
+    page.select_option("select[name=pipeline_id]", label="browser orders")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("tr.log", has_text="slow page from the API")).to_have_count(1)
+    expect(page.locator("tr.log td.pipeline")).not_to_have_count(0)
+    for text in page.locator("tr.log td.pipeline").all_inner_texts():
+        assert text == "browser orders"
 
 
 def test_stats_view(server: LiveServer, page: Page) -> None:
     page.goto(f"{server.url}/#/stats?since=all")
     expect(page.locator("#total")).not_to_have_text("0")
     expect(page.locator("svg.volume rect")).not_to_have_count(0)
+    ticks = page.locator("svg.volume .y-tick").all_text_contents()  # a y-axis from 0, in counts
+    assert len(ticks) >= 2 and ticks[0] == "0" and int(ticks[-1].replace(",", "")) > 0
     assert float(page.locator("#error-rate").inner_text().rstrip("%")) > 0
     expect(page.locator("ol.failing")).to_contain_text("orders")
+    expect(page.locator("ol.failing li", has_text="browser orders")).to_have_count(1)  # a name, not its id
     expect(page.locator("table.ingest tbody tr")).to_have_count(2)  # logs and spans
     expect(page.locator("table.ingest")).to_contain_text("closed")  # breaker state
-    _shot(page, "stats")
+    shot(page, "stats")
 
 
 def test_pipelines_show_their_schedule_next_run_and_how_runs_ended(server: LiveServer, page: Page) -> None:
@@ -257,7 +344,7 @@ def test_pipelines_show_their_schedule_next_run_and_how_runs_ended(server: LiveS
     next_run = pipeline["next_run_at"].replace("T", " ").replace("Z", " UTC")
     expect(row.locator("td.schedule")).to_contain_text(f"next run {next_run}")
     expect(row.locator(".run-warning")).to_have_text(" no rows loaded")
-    _shot(page, "pipelines-schedules")
+    shot(page, "pipelines-schedules")
     page.goto(f"{server.url}/#/stats?since=all")
     expect(page.locator("#run-outcomes")).to_contain_text(
         re.compile(r"[1-9]\d* succeeded but loaded nothing")

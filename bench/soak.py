@@ -1,0 +1,229 @@
+"""A bounded soak: steady OTLP ingest and searches against a real ``pipetrace serve``, its RSS sampled
+over time (not a test: numbers, not assertions). Issue 15 asks that RSS level off under
+``PIPETRACE_MEMORY_LIMIT`` instead of growing with the data.
+
+``--clients`` threads post OTLP/HTTP protobuf requests of ``--batch`` records each, as fast as the
+service answers (every request differs: each is a new delivery, stored whole); one more thread
+searches (a word found in many hours, one found nowhere) and reads the newest page, in a loop. Every
+``--interval`` seconds the service's RSS (psutil) and its stored-record counter are written down.
+
+Run:  .venv/bin/python -m bench.soak --seconds 300 --memory-limit 128MiB
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
+
+RESULTS = Path(__file__).parent / "results"
+WORDS = ["extract", "normalize", "load", "orders", "customers", "retry", "schema", "page", "rows", "table"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _request(rng: random.Random, client: int, sequence: int, batch: int) -> bytes:
+    """One OTLP request of ``batch`` records, stamped now, with text that repeats as log lines do
+    (templates with a few changing words and numbers), so the search index grows as it would."""
+    now = time.time_ns()
+    records = [
+        LogRecord(
+            time_unix_nano=now + i,
+            observed_time_unix_nano=now + i,
+            severity_number=SeverityNumber.SEVERITY_NUMBER_INFO,
+            severity_text="INFO",
+            body=AnyValue(
+                string_value=f"{rng.choice(WORDS)} {rng.choice(WORDS)} batch {sequence} row {i} "
+                + "".join(rng.choices(string.ascii_lowercase, k=6))
+            ),
+            attributes=[
+                KeyValue(key="pipeline.id", value=AnyValue(string_value=f"soak-{client}")),
+                KeyValue(key="row", value=AnyValue(int_value=i)),
+            ],
+        )
+        for i in range(batch)
+    ]
+    resource = ResourceLogs(scope_logs=[ScopeLogs(log_records=records)])
+    resource.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="soak")))
+    return ExportLogsServiceRequest(resource_logs=[resource]).SerializeToString()
+
+
+class Soak:
+    def __init__(self, url: str, clients: int, batch: int) -> None:
+        self.url = url
+        self.clients = clients
+        self.batch = batch
+        self.stop = threading.Event()
+        self.sent = 0
+        self.refused = 0
+        self.searches = 0
+        self.search_ms: list[float] = []
+        self._lock = threading.Lock()
+
+    def post(self, client: int) -> None:
+        rng = random.Random(client)
+        session = requests.Session()
+        sequence = 0
+        while not self.stop.is_set():
+            body = _request(rng, client, sequence, self.batch)
+            sequence += 1
+            response = session.post(
+                f"{self.url}/v1/logs",
+                data=body,
+                headers={"Content-Type": "application/x-protobuf"},
+                timeout=60,
+            )
+            with self._lock:
+                if response.status_code == 200:
+                    self.sent += self.batch
+                else:
+                    self.refused += self.batch
+            if response.status_code != 200:
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+
+    def search(self) -> None:
+        session = requests.Session()
+        queries = ["normalize", "kangaroo", "orders batch", None]
+        n = 0
+        while not self.stop.is_set():
+            query = queries[n % len(queries)]
+            n += 1
+            started = time.perf_counter()
+            if query is None:
+                response = session.get(f"{self.url}/api/logs?limit=100", timeout=60)
+            else:
+                response = session.get(
+                    f"{self.url}/api/logs/search", params={"q": query, "limit": "100"}, timeout=60
+                )
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            with self._lock:
+                self.searches += 1
+                self.search_ms.append(elapsed)
+            time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=180)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--interval", type=float, default=5)
+    parser.add_argument("--memory-limit", default="512MiB")
+    parser.add_argument("--output", type=Path, help="default: bench/results/soak-<memory limit>.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="pipetrace-soak-") as folder:
+        port = _free_port()
+        log = Path(folder) / "serve.log"
+        env = {
+            **os.environ,
+            "PIPETRACE_MEMORY_LIMIT": args.memory_limit,
+            "PIPETRACE_GRPC_PORT": "0",
+            "FALLBACK_DIRECTORY": str(Path(folder) / "spool"),
+        }
+        with log.open("w") as out:
+            server = subprocess.Popen(
+                [str(Path(sys.executable).parent / "pipetrace"), "serve", "--port", str(port),
+                 "--data-dir", str(Path(folder) / "data")],
+                stdout=out, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"{url}/readyz", timeout=10).status_code == 200:
+                        break
+                except (requests.ConnectionError, requests.Timeout):
+                    pass
+                time.sleep(0.2)
+            process = psutil.Process(server.pid)
+            soak = Soak(url, args.clients, args.batch)
+            threads = [
+                threading.Thread(target=soak.post, args=(c,), daemon=True) for c in range(args.clients)
+            ]
+            threads.append(threading.Thread(target=soak.search, daemon=True))
+            started = time.monotonic()
+            samples: list[dict[str, Any]] = []
+
+            def sample() -> None:
+                ready = requests.get(f"{url}/readyz", timeout=30).json()
+                samples.append({
+                    "seconds": round(time.monotonic() - started, 1),
+                    "rss_mb": round(process.memory_info().rss / 2**20, 1),
+                    "stored_records": ready["ingest"]["logs"]["exported"],
+                    "ready": ready["status"],
+                })  # fmt: skip
+                print(json.dumps(samples[-1]), flush=True)
+
+            sample()
+            for thread in threads:
+                thread.start()
+            while time.monotonic() - started < args.seconds:
+                time.sleep(args.interval)
+                sample()
+            soak.stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        errors = [line for line in log.read_text().splitlines() if re.search(r"\b(ERROR|Traceback)\b", line)]
+
+    rss = [s["rss_mb"] for s in samples]
+    half = samples[len(samples) // 2]
+    last = samples[-1]
+    minutes = max((last["seconds"] - half["seconds"]) / 60, 1e-9)
+    ordered = sorted(soak.search_ms)
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "settings": {"seconds": args.seconds, "clients": args.clients, "batch": args.batch,
+                     "memory_limit": args.memory_limit},
+        "summary": {
+            "records_stored": last["stored_records"],
+            "records_per_second": round(last["stored_records"] / max(last["seconds"], 1e-9)),
+            "refused_records": soak.refused,
+            "rss_mb_start": rss[0], "rss_mb_half": half["rss_mb"], "rss_mb_end": rss[-1],
+            "rss_mb_max": max(rss),
+            "rss_mb_per_minute_second_half": round((last["rss_mb"] - half["rss_mb"]) / minutes, 1),
+            "searches": soak.searches,
+            "search_ms_median": round(ordered[len(ordered) // 2], 1) if ordered else None,
+            "search_ms_p95": round(ordered[int(len(ordered) * 0.95)], 1) if ordered else None,
+            "service_errors": errors[:20],
+        },
+        "samples": samples,
+    }  # fmt: skip
+    output: Path = args.output or RESULTS / f"soak-{args.memory_limit}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

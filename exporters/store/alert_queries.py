@@ -1,0 +1,108 @@
+"""What alert rules read: runs and logs, each by one statement that stays cheap on a large store.
+
+Runs are few (one row per run); the log count reads only the rule's window, which DuckDB's zone maps
+on the time-ordered ``logs`` table narrow to the row groups of that window.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from exporters.store.connection import TelemetryStore
+from exporters.store.statements import records, statement
+
+_LATEST_FINISHED_RUNS = statement("alert_latest_finished_runs")
+_LAST_SUCCESS = statement("alert_last_success")
+_RECENT_RUNS = statement("alert_recent_runs")
+_LOG_MATCHES = statement("alert_log_matches")
+
+
+class AlertQueries:
+    def __init__(self, store: TelemetryStore) -> None:
+        self.store = store
+
+    def for_one_evaluation(self) -> AlertQueries:
+        """Queries whose run reads are shared by the rules of one evaluation: each is read once for
+        every pipeline and each rule takes its pipelines from it (50 rules cost a few scans of
+        ``runs``, not 50)."""
+        return _SharedRunReads(self.store)
+
+    def latest_finished_runs(self, pipeline_ids: Sequence[str], succeeded_only: bool) -> list[dict[str, Any]]:
+        """The newest finished (or succeeded) run of each pipeline; all pipelines when none are named."""
+        values = {"pipeline_ids": list(pipeline_ids), "succeeded_only": succeeded_only}
+        return records(_LATEST_FINISHED_RUNS.run(self.store.cursor(), values))
+
+    def last_success(self, pipeline_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Each defined pipeline's creation time and newest successful finish (None if never)."""
+        return records(_LAST_SUCCESS.run(self.store.cursor(), {"pipeline_ids": list(pipeline_ids)}))
+
+    def recent_runs(self, pipeline_ids: Sequence[str], per_pipeline: int) -> dict[str, list[dict[str, Any]]]:
+        """The newest ``per_pipeline`` succeeded or running runs of each pipeline, newest first."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        values = {"pipeline_ids": list(pipeline_ids), "per_pipeline": per_pipeline}
+        for row in records(_RECENT_RUNS.run(self.store.cursor(), values)):
+            found.setdefault(row["pipeline_id"], []).append(row)
+        return found
+
+    def log_matches(
+        self,
+        *,
+        since: datetime.datetime,
+        until: datetime.datetime,
+        min_level: int,
+        service_name: str | None,
+        text: str | None,
+        pipeline_ids: Sequence[str],
+    ) -> dict[str, int]:
+        """Matching records in [since, until): per pipeline when pipelines are named, else under ''."""
+        values = {
+            "since_ns": _ns(since),
+            "until_ns": _ns(until),
+            "min_level": min_level,
+            "service_name": service_name,
+            "text": text,
+            "pipeline_ids": list(pipeline_ids),
+            "per_pipeline": bool(pipeline_ids),
+        }
+        return {
+            row["key"]: int(row["matches"]) for row in records(_LOG_MATCHES.run(self.store.cursor(), values))
+        }
+
+
+class _SharedRunReads(AlertQueries):
+    def __init__(self, store: TelemetryStore) -> None:
+        super().__init__(store)
+        self._latest: dict[bool, list[dict[str, Any]]] = {}
+        self._last_success: list[dict[str, Any]] | None = None
+        self._recent: dict[int, dict[str, list[dict[str, Any]]]] = {}
+
+    def latest_finished_runs(self, pipeline_ids: Sequence[str], succeeded_only: bool) -> list[dict[str, Any]]:
+        if succeeded_only not in self._latest:
+            self._latest[succeeded_only] = super().latest_finished_runs((), succeeded_only)
+        return _of(self._latest[succeeded_only], pipeline_ids)
+
+    def last_success(self, pipeline_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if self._last_success is None:
+            self._last_success = super().last_success(())
+        return _of(self._last_success, pipeline_ids)
+
+    def recent_runs(self, pipeline_ids: Sequence[str], per_pipeline: int) -> dict[str, list[dict[str, Any]]]:
+        if per_pipeline not in self._recent:
+            self._recent[per_pipeline] = super().recent_runs((), per_pipeline)
+        runs = self._recent[per_pipeline]
+        return {p: r for p, r in runs.items() if p in pipeline_ids} if pipeline_ids else dict(runs)
+
+
+def _of(rows: list[dict[str, Any]], pipeline_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of the named pipelines; all rows when none are named."""
+    if not pipeline_ids:
+        return list(rows)
+    wanted = set(pipeline_ids)
+    return [row for row in rows if row["pipeline_id"] in wanted]
+
+
+def _ns(value: datetime.datetime) -> int:
+    delta = value - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000

@@ -1,0 +1,4 @@
+INSERT INTO alert_deliveries
+    (id, history_id, rule_id, target, channel, event, message, status, attempts, last_error, created_at,
+     updated_at)
+VALUES ($id, $history_id, $rule_id, $target, $channel, $event, $message, 'pending', 0, NULL, $now, $now)

@@ -1,0 +1,1 @@
+UPDATE alert_rules SET evaluated_at = $now, evaluation_error = $error WHERE id = $id

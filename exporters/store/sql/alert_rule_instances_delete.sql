@@ -1,0 +1,1 @@
+DELETE FROM alert_instances WHERE rule_id = $rule_id

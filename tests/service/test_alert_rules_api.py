@@ -1,0 +1,133 @@
+"""``/api/alerts``: rules are created, read, edited and deleted as JSON, returned with their state; a
+bad definition gets a 400 naming its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+WEBHOOK = {"type": "webhook", "url": "https://hooks.example.com/alerts/abc123"}
+
+
+def test_a_rule_is_created_listed_edited_and_deleted(client: FlaskClient) -> None:
+    email = {"type": "email", "to": ["a@example.com"]}
+    sent = {"name": "nightly freshness", "kind": "freshness", "pipeline_ids": ["p1", "p2"],
+            "for_seconds": 120, "params": {"window_seconds": 93600}, "notify": [WEBHOOK, email]}  # fmt: skip
+    response = client.post("/api/alerts/rules", json=sent)
+    assert response.status_code == 201, response.json
+    rule = response.json
+    assert {k: rule[k] for k in ("name", "kind", "pipeline_ids", "for_seconds", "params")} == {
+        **{k: sent[k] for k in ("name", "kind", "pipeline_ids", "for_seconds")},
+        "params": {"window_seconds": 93600},
+    }
+    assert rule["notify"] == [{"type": "webhook", "url": "https://hooks.example.com/***"}, sent["notify"][1]]
+    assert rule["state"] == "ok" and rule["subjects"] == [] and rule["repeat_seconds"] == 14400
+    assert rule["enabled"] is True and rule["evaluated_at"] is None
+    assert client.get(f"/api/alerts/rules/{rule['id']}").json == rule
+    assert client.get("/api/alerts/rules").json == {"rules": [rule]}
+
+    edited = {"name": "slow", "kind": "slow_run", "params": {"factor": 2.5}, "repeat_seconds": None}
+    response = client.put(f"/api/alerts/rules/{rule['id']}", json=edited)
+    assert response.status_code == 200, response.json
+    assert response.json["params"] == {"factor": 2.5, "last_n": 10, "min_runs": 3}
+    assert response.json["repeat_seconds"] is None and response.json["notify"] == []
+    assert response.json["created_at"] == rule["created_at"]
+
+    assert client.delete(f"/api/alerts/rules/{rule['id']}", json={}).status_code == 204
+    assert client.get(f"/api/alerts/rules/{rule['id']}").status_code == 404
+    assert client.delete(f"/api/alerts/rules/{rule['id']}", json={}).status_code == 404
+    assert client.put(f"/api/alerts/rules/{rule['id']}", json=edited).status_code == 404
+    assert client.get("/api/alerts/rules").json == {"rules": []}
+
+
+BASE: dict[str, Any] = {"name": "r", "kind": "run_failed"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "run_failed"}, "name"),
+        ({**BASE, "name": "  "}, "name"),
+        ({**BASE, "kind": "cpu_high"}, "kind"),
+        ({**BASE, "colour": "red"}, "colour"),
+        ({**BASE, "pipeline_ids": "p1"}, "pipeline_ids"),
+        ({**BASE, "pipeline_ids": ["p1", 2]}, "pipeline_ids[1]"),
+        ({**BASE, "pipeline_ids": ["a\nb"]}, "pipeline_ids[0]"),
+        ({**BASE, "for_seconds": -1}, "for_seconds"),
+        ({**BASE, "for_seconds": True}, "for_seconds"),
+        ({**BASE, "for_seconds": "60"}, "for_seconds"),
+        ({**BASE, "repeat_seconds": 0}, "repeat_seconds"),
+        ({**BASE, "enabled": "yes"}, "enabled"),
+        ({**BASE, "params": {"window_seconds": 60}}, "params.window_seconds"),
+        ({**BASE, "params": []}, "params"),
+        ({"name": "r", "kind": "freshness"}, "params.window_seconds"),
+        ({"name": "r", "kind": "freshness", "params": {"window_seconds": 0}}, "params.window_seconds"),
+        ({"name": "r", "kind": "no_rows", "params": {"min_rows": 1.5}}, "params.min_rows"),
+        ({"name": "r", "kind": "slow_run", "params": {"factor": 0.5}}, "params.factor"),
+        (
+            {"name": "r", "kind": "log_condition", "params": {"window_seconds": 60, "level": "LOUD"}},
+            "params.level",
+        ),
+        ({"name": "r", "kind": "ingest_health", "pipeline_ids": ["p1"]}, "pipeline_ids"),
+        (
+            {"name": "r", "kind": "ingest_health", "params": {"breaker_open": False, "dropped_above": None}},
+            "params",
+        ),
+        ({**BASE, "notify": {"type": "webhook"}}, "notify"),
+        ({**BASE, "notify": [{"type": "pager"}]}, "notify[0].type"),
+        ({**BASE, "notify": [WEBHOOK, {"type": "webhook", "url": "ftp://x/y"}]}, "notify[1].url"),
+        ({**BASE, "notify": [{"type": "slack", "url": "http://[::1"}]}, "notify[0].url"),
+        ({**BASE, "notify": [{"type": "slack", "url": "https://h:99999/x"}]}, "notify[0].url"),
+        ({**BASE, "notify": [{"type": "email", "to": []}]}, "notify[0].to"),
+        ({**BASE, "notify": [{"type": "email", "to": ["nobody"]}]}, "notify[0].to[0]"),
+        ({**BASE, "notify": [{"type": "email", "to": ["a@b.c"], "url": "https://x"}]}, "notify[0].url"),
+    ],
+)
+def test_a_bad_definition_gets_a_400_naming_the_field(client: FlaskClient, body: Any, field: str) -> None:
+    response = client.post("/api/alerts/rules", json=body)
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["parameter"] == field, response.json
+    assert client.get("/api/alerts/rules").json == {"rules": []}
+
+
+def test_a_body_that_is_not_an_object_gets_a_400(client: FlaskClient) -> None:
+    response = client.post("/api/alerts/rules", data="[1]", content_type="application/json")
+    assert response.status_code == 400 and response.json["error"]["parameter"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"until": "2099-01-01T00:00:00Z"}, "rule_id"),
+        ({"pipeline_id": "p1"}, "until"),
+        ({"pipeline_id": "p1", "until": "2001-01-01T00:00:00Z"}, "until"),
+        ({"pipeline_id": "p1", "until": "1h"}, "until"),
+        ({"pipeline_id": "p1", "until": "tomorrow"}, "until"),
+        ({"rule_id": "nope", "until": "2099-01-01T00:00:00Z"}, "rule_id"),
+        ({"pipeline_id": "p1", "until": "2099-01-01T00:00:00Z", "why": "x"}, "why"),
+    ],
+)
+def test_a_bad_silence_gets_a_400_naming_the_field(client: FlaskClient, body: Any, field: str) -> None:
+    response = client.post("/api/alerts/silences", json=body)
+    assert response.status_code == 400 and response.json["error"]["parameter"] == field, response.json
+
+
+def test_silences_are_listed_and_removed(client: FlaskClient) -> None:
+    body = {"pipeline_id": "p1", "until": "2099-01-01T00:00:00Z", "comment": "maintenance"}
+    silence = client.post("/api/alerts/silences", json=body).json
+    assert {k: silence[k] for k in body} == body and silence["rule_id"] is None
+    assert client.get("/api/alerts/silences").json == {"silences": [silence]}
+    assert client.delete(f"/api/alerts/silences/{silence['id']}", json={}).status_code == 204
+    assert client.delete(f"/api/alerts/silences/{silence['id']}", json={}).status_code == 404
+    assert client.get("/api/alerts/silences").json == {"silences": []}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("limit=0", "limit"), ("before=x", "before"), ("rule=1", "rule"), ("rule_id=%0A", "rule_id")],
+)
+def test_bad_history_parameters_get_a_400_naming_them(client: FlaskClient, query: str, field: str) -> None:
+    response = client.get(f"/api/alerts/history?{query}")
+    assert response.status_code == 400 and response.json["error"]["parameter"] == field
