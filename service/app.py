@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from re import Pattern
 from typing import Any
 
@@ -16,7 +16,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from werkzeug.routing import PathConverter
 
 from exporters.store import TelemetryStore
-from exporters.store.pipelines import PipelineRepository
+from exporters.store.pipelines import Pipeline, PipelineRepository
 from exporters.store.queries import LogQueries
 from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
@@ -27,10 +27,13 @@ from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
 from service.headers import install_security_headers
+from service.periodic import Periodic
 from service.retention import RetentionWorker
 from service.routes import alerts, backup, health, logs, otlp, pipelines, services, traces, ui
+from service.routes.pipelines import USER_CODE_TEMPLATE
 from service.run_spool import RunSpoolDrain
 from service.runner import RUN_SPOOL, RunManager
+from service.scheduler import TICK_SECONDS, Scheduler, traced_start
 from service.settings import Settings
 from service.state import EXTENSION_KEY, ServiceState, state
 from service.tail import tail_slots
@@ -71,6 +74,17 @@ def create_app(
     app.url_map.converters["any_text"] = AnyTextConverter
     app.json.sort_keys = False  # type: ignore[attr-defined]
     repository = PipelineRepository(store, settings.data_dir / "secrets")
+    runs = RunManager(
+        repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
+        settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
+        redactor=settings.redactor,
+    )  # fmt: skip
+    scheduler = Scheduler(
+        repository,
+        traced_start(
+            runs.start, telemetry.tracer_provider.get_tracer(__name__), _scheduled_refusal(settings)
+        ),
+    )
     app.extensions[EXTENSION_KEY] = ServiceState(
         settings=settings,
         store=store,
@@ -82,12 +96,9 @@ def create_app(
         forwarders=wiring.forwarders,
         ingest_slots=threading.BoundedSemaphore(settings.ingest_concurrency),
         tail_slots=tail_slots(settings.threads),
-        runs=RunManager(
-            repository, settings.data_dir.resolve(), lambda: app.config.get("PIPETRACE_URL"),
-            settings.max_concurrent_runs, ingest_token=settings.ingest_token_value,
-            redactor=settings.redactor,
-        ),
-    )  # fmt: skip
+        runs=runs,
+        scheduler=scheduler,
+    )
     # Runs the last service left (finished meanwhile, still alive, or never started) are settled in
     # the background, once the store answers: see service.runner.
     state(app).runs.adopt_in_background()
@@ -132,6 +143,10 @@ def create_app(
         )
         worker.start()
         app.extensions["pipetrace.retention"] = worker
+    scheduler.load()
+    ticker = Periodic("scheduler", TICK_SECONDS, scheduler.tick)
+    ticker.start()
+    app.extensions["pipetrace.scheduler"] = ticker
     service = app.extensions[EXTENSION_KEY]
     install_alerts(
         app,
@@ -144,6 +159,17 @@ def create_app(
     else:  # degraded, not stopped: it spools what arrives and recovers when the store does
         _logger.error("pipetrace started degraded, not ready: %s", problem)
     return app
+
+
+def _scheduled_refusal(settings: Settings) -> Callable[[Pipeline], str | None]:
+    """Why a scheduled run may not start now, as a request's run would be refused (403)."""
+
+    def refusal(pipeline: Pipeline) -> str | None:
+        if pipeline.template == USER_CODE_TEMPLATE and not settings.user_code_allowed:
+            return f"the {USER_CODE_TEMPLATE} template runs code and user code is not allowed now"
+        return None
+
+    return refusal
 
 
 def _install_cors(app: Flask, settings: Settings) -> None:
@@ -216,6 +242,9 @@ def close_app(app: Flask) -> None:
     worker: RetentionWorker | None = app.extensions.pop("pipetrace.retention", None)
     if worker is not None:
         worker.stop()
+    ticker: Periodic | None = app.extensions.pop("pipetrace.scheduler", None)
+    if ticker is not None:
+        ticker.stop()  # no scheduled run starts while the runs in flight are being stopped
     drain: RunSpoolDrain | None = app.extensions.pop("pipetrace.run_spool", None)
     if drain is not None:
         drain.stop()

@@ -20,6 +20,7 @@ from service.checked_settings import load_settings
 from service.cli_group import OneLineErrors
 from service.config_cli import config
 from service.otlp_grpc import ListenError, OtlpGrpcServer
+from service.pipelines_cli import pipelines
 from service.run_cli import run_command
 from service.settings import is_loopback
 from service.spool_cli import spool
@@ -173,6 +174,7 @@ def serve(
 main.add_command(spool)
 main.add_command(config)
 main.add_command(run_command)
+main.add_command(pipelines)
 main.add_command(backup_command)
 
 if __name__ == "__main__":

@@ -300,7 +300,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Stats": {
         "type": "object",
-        "required": ["total", "by_level", "by_pipeline", "error_rate", "timeline", "ingest"],
+        "required": ["total", "by_level", "by_pipeline", "error_rate", "timeline", "ingest", "runs"],
         "properties": {
             "total": {"type": "integer", "minimum": 0},
             "by_level": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -323,6 +323,12 @@ _SCHEMAS: dict[str, Any] = {
                 "properties": {"bucket_seconds": _nullable("integer"), "buckets": {"type": "array"}},
             },
             "ingest": {"type": "object"},
+            "runs": {
+                "type": "object",
+                "description": "Runs queued in the range (of the pipeline, when given), by how they ended; "
+                "succeeded_with_warnings: succeeded, but loaded no rows",
+                "additionalProperties": {"type": "integer", "minimum": 0},
+            },
         },
     },
     "Cleanup": {
@@ -359,9 +365,52 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["name", "template"],
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": "Unique, without case",
+            },
             "template": {"type": "string"},
             "params": {"type": "object"},
+            "schedule": _ref("Schedule"),
+        },
+    },
+    "PipelineUpdate": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "description": "Replaces name, params and schedule (omitted: none). A secret parameter left out "
+        "keeps its stored value.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "template": {"type": "string", "description": "If given, the pipeline's own: it cannot change"},
+            "params": {"type": "object"},
+            "schedule": _ref("Schedule"),
+        },
+    },
+    "Schedule": {
+        "oneOf": [
+            {"type": "null"},
+            {
+                "type": "object",
+                "required": ["cron", "timezone"],
+                "additionalProperties": False,
+                "properties": {
+                    "cron": {"type": "string", "description": "Five fields, e.g. 0 2 * * *"},
+                    "timezone": {"type": "string", "description": "IANA name, e.g. Europe/Berlin"},
+                },
+            },
+        ]
+    },
+    "RunRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "params": {
+                "type": "object",
+                "description": "Parameters for this run only, over the pipeline's (not secrets)",
+            }
         },
     },
     "Pipeline": {
@@ -373,6 +422,8 @@ _SCHEMAS: dict[str, Any] = {
             "template": {"type": "string"},
             "params": {"type": "object", "description": "Parameters without secrets"},
             "created_at": _nullable("string"),
+            "schedule": _ref("Schedule"),
+            "next_run_at": _nullable("string", description="When the schedule starts the next run"),
             "runs": {"type": "array", "items": _ref("Run")},
         },
     },
@@ -396,6 +447,12 @@ _SCHEMAS: dict[str, Any] = {
             },
             "rows_loaded": {"type": "object"},
             "error": {"oneOf": [{"type": "null"}, {"type": "object"}]},
+            "overrides": {"type": "object", "description": "Parameters the run was started with"},
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Of a run that succeeded, e.g. no rows loaded",
+            },
         },
     },
     "OtlpBody": {"type": "string", "format": "binary"},
@@ -741,7 +798,7 @@ def document() -> dict[str, Any]:
                     "tags": ["pipelines"],
                     "security": [{"api": []}],
                     "requestBody": {"required": True, **_json(_ref("NewPipeline"))},
-                    "responses": _responses("201", _ref("Pipeline"), "403", "415"),
+                    "responses": _responses("201", _ref("Pipeline"), "403", "409", "415"),
                 },
             },
             "/api/pipelines/{pipeline_id}": {
@@ -751,7 +808,28 @@ def document() -> dict[str, Any]:
                     "security": [{"api": []}],
                     "parameters": [_path("pipeline_id", "The pipeline's id")],
                     "responses": _responses("200", _ref("Pipeline"), "404"),
-                }
+                },
+                "put": {
+                    "summary": "Replace a pipeline's name, parameters and schedule",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("pipeline_id", "The pipeline's id")],
+                    "requestBody": {"required": True, **_json(_ref("PipelineUpdate"))},
+                    "responses": _responses("200", _ref("Pipeline"), "403", "404", "409", "415"),
+                },
+                "delete": {
+                    "summary": "Remove a pipeline (its runs and telemetry stay); 409 while one runs",
+                    "tags": ["pipelines"],
+                    "security": [{"api": []}],
+                    "parameters": [_path("pipeline_id", "The pipeline's id")],
+                    "responses": _responses(
+                        "200",
+                        _object(id={"type": "string"}, deleted={"type": "boolean"}),
+                        "404",
+                        "409",
+                        "415",
+                    ),
+                },
             },
             "/api/pipelines/{pipeline_id}/runs": {
                 "get": {
@@ -769,10 +847,11 @@ def document() -> dict[str, Any]:
                     ),
                 },
                 "post": {
-                    "summary": "Start a run (continues the request's trace)",
+                    "summary": "Start a run (continues the request's trace), with parameters for it alone",
                     "tags": ["pipelines"],
                     "security": [{"api": []}],
                     "parameters": [_path("pipeline_id", "The pipeline's id")],
+                    "requestBody": {"required": False, **_json(_ref("RunRequest"))},
                     "responses": _responses(
                         "202",
                         _object(run_id={"type": "string"}, trace_id={"type": "string"}),

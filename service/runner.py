@@ -36,7 +36,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators._envcarrier import EnvironmentSetter
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
-from exporters.store.pipelines import FINISHED, Pipeline, PipelineRepository
+from exporters.store.pipelines import FINISHED, DuplicateName, Pipeline, PipelineRepository
 from instrumentation.context import pipeline_context
 from instrumentation.redaction import DEFAULT_REDACTOR, Redactor
 from service.auth import otlp_headers_env
@@ -95,8 +95,12 @@ class RunManager:
     def run_dir(self, run_id: str) -> Path:
         return self.data_dir / "runs" / run_id
 
-    def start(self, pipeline: Pipeline) -> dict[str, str]:
-        """Queue a run of ``pipeline`` under the current trace; return its run id and trace id."""
+    def start(self, pipeline: Pipeline, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+        """Queue a run of ``pipeline`` under the current trace; return its run id and trace id.
+
+        ``pipeline.params`` are the ones the run uses; ``overrides`` (the part of them sent for this
+        run only) are kept in the run's record.
+        """
         run_id = uuid.uuid4().hex[:16]
         span_context = trace.get_current_span().get_span_context()
         trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
@@ -104,7 +108,7 @@ class RunManager:
         propagate.inject(carrier, setter=EnvironmentSetter())
         with self._lock:
             self._own.add(run_id)
-        self.repository.add_run(pipeline.id, run_id, trace_id)
+        self.repository.add_run(pipeline.id, run_id, trace_id, overrides)
         # A daemon thread per run, not a pool: a service that stops must not wait for its runs.
         threading.Thread(
             target=self._queued, args=(pipeline, run_id, carrier, span_context),
@@ -255,12 +259,16 @@ class RunManager:
             _logger.info("run %s ended %s before its cancel took effect", run_id, status)
         if exit_code is None and isinstance(result.get("exit_code"), int):
             exit_code = result["exit_code"]
+        warnings = (result.get("warnings") or []) if status == "succeeded" else []
         self.repository.update_run(
             run_id, status=status, finished_at=_finished_at(result) or _now(), exit_code=exit_code,
             rows_loaded=result.get("rows_loaded") or {}, error=self._redacted(error),
+            warnings=warnings or None,
         )  # fmt: skip
-        level = logging.ERROR if status == "failed" else logging.INFO
-        _logger.log(level, "run %s %s (exit code %s)", run_id, status, exit_code)
+        # A cancel is what someone asked for, not a failure: it must not count among the errors.
+        level = logging.ERROR if status == "failed" else logging.WARNING if warnings else logging.INFO
+        said = f" with warnings: {'; '.join(warnings)}" if warnings else ""
+        _logger.log(level, "run %s %s%s (exit code %s)", run_id, status, said, exit_code)
 
     def register(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Record a run that ``pipetrace run`` started (its manifest, checked by the caller) as a run
@@ -268,6 +276,7 @@ class RunManager:
         spec = manifest["pipeline"]
         pipeline = self.repository.named(spec["name"], spec["template"])
         if pipeline is None:
+            # Names are unique: one that another template holds is refused (DuplicateName, a 409).
             pipeline = self.repository.create(spec["name"], spec["template"], spec["params"], {})
         with self._lock:
             self._own.add(manifest["run_id"])
@@ -337,7 +346,12 @@ class RunManager:
                         "run folder %s is not a run pipetrace run wrote (%s); left alone", run_dir, exc
                     )
                     continue
-                self.register(checked)
+                try:
+                    self.register(checked)
+                except DuplicateName as exc:  # names are unique; this one is another template's
+                    _logger.warning("run %s of pipetrace run not adopted: %s", run_dir.name, exc)
+                    (run_dir / REGISTERED).touch()
+                    continue
                 with self._lock:  # not this service's own run: settled below, like the others
                     self._own.discard(run_dir.name)
                 _logger.info(

@@ -15,6 +15,7 @@ from exporters.store.pipelines import PipelineRepository
 from exporters.store.queries import LogQueries
 from instrumentation.telemetry import Telemetry
 from service.runner import RunManager
+from service.scheduler import Scheduler
 from service.settings import Settings
 
 EXTENSION_KEY = "pipetrace"
@@ -30,6 +31,7 @@ class ServiceState:
     queries: LogQueries
     repository: PipelineRepository
     runs: RunManager
+    scheduler: Scheduler
     # OTLP requests being stored now; full means the store is the bottleneck and clients should wait.
     ingest_slots: threading.BoundedSemaphore
     # Live-tail streams open now: each holds a request thread (service.tail).

@@ -125,6 +125,38 @@ def _api_context(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def check_user_code(code: str) -> None:
+    """The dlt_code template's code must compile and define ``data_source`` at its top level.
+
+    Checked when the pipeline is defined (service.routes.pipelines), so a typo is a 400 naming its
+    line, not a failed run later. Only the text is read: the code is not run here. ``render`` itself
+    does not check: whatever the text, it becomes one string literal of the script.
+    """
+    try:
+        tree = ast.parse(code, "<dlt_code>")
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        raise TemplateError(f"params.code: {where}: {exc.msg}", "params.code") from None
+    except ValueError as exc:  # a NUL character
+        raise TemplateError(f"params.code: {exc}", "params.code") from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = {node.name}
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {target.id for target in targets if isinstance(target, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = {alias.asname or alias.name for alias in node.names}
+        else:
+            continue
+        if "data_source" in names:
+            return
+    raise TemplateError(
+        "params.code: defines no data_source; add def data_source(): returning a dlt source or resource",
+        "params.code",
+    )
+
+
 _PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 

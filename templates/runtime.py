@@ -43,6 +43,7 @@ from templates.output_capture import OUTPUT_LOGGER, OutputCapture
 
 _logger = logging.getLogger("pipetrace.run")
 PROGRESS_LOGGER = "dlt.progress"
+NO_ROWS = "no rows loaded"
 _LEVEL_NAMES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
 # Loggers of the run's exporters and of the OTel SDK: kept out of the run's own telemetry.
 DELIVERY_LOGGERS = ("exporters", "opentelemetry")
@@ -199,7 +200,10 @@ def _make_collector(tracer: trace.Tracer, level: int) -> Any:
             if step.step == "run" or not self._steps:
                 return
             span, token, stage = self._steps.pop()
-            if step.step_exception:
+            if step.step_exception and (_Cancel.requested or _interrupted_step(step)):
+                span.set_attribute("pipetrace.run.cancelled", True)
+                _logger.info("step %s stopped: the run was cancelled", step.step)
+            elif step.step_exception:
                 self.failed_step = step.step
                 _record_step_failure(span, step)
             stage.close()
@@ -218,6 +222,11 @@ def _make_collector(tracer: trace.Tracer, level: int) -> Any:
             self._run = None
 
     return TracingCollector()
+
+
+def _interrupted_step(step: Any) -> bool:
+    """dlt keeps a step's exceptions as text: a KeyboardInterrupt among them is a cancel (Ctrl-C)."""
+    return any(item.get("exception_type") == "KeyboardInterrupt" for item in step.exception_traces or [])
 
 
 def _scrubbed(value: Any) -> Any:
@@ -303,7 +312,14 @@ def _interrupted(error: BaseException | None) -> bool:
     return False
 
 
+class _Cancel:
+    """Set when the runner asked the run to stop: a step that fails from then on was cancelled."""
+
+    requested = False
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    _Cancel.requested = True
     # One cancel is enough: a second SIGTERM must not cut short the flush and the outcome it started.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
@@ -368,13 +384,20 @@ def run(
                 pipeline.run(source)
             result["rows_loaded"] = _rows_loaded(pipeline)
             result["status"] = "succeeded"
-            _logger.info("pipeline %s loaded %s", pipeline_name, result["rows_loaded"] or "no rows", extra={
-                "pipetrace.rows_loaded": orjson.dumps(result["rows_loaded"]).decode()})  # fmt: skip
+            loaded = {"pipetrace.rows_loaded": orjson.dumps(result["rows_loaded"]).decode()}
+            if any(result["rows_loaded"].values()):
+                _logger.info("pipeline %s loaded %s", pipeline_name, result["rows_loaded"], extra=loaded)
+            else:
+                # A folder that does not exist, a glob that matches nothing, an empty table: the run
+                # worked, but a green run that loaded nothing is how such mistakes go unseen.
+                result["warnings"] = [NO_ROWS]
+                _logger.warning("pipeline %s: %s", pipeline_name, NO_ROWS, extra=loaded)
         except (KeyboardInterrupt, Exception) as exc:
-            if _interrupted(exc):
+            if _interrupted(exc) or _Cancel.requested:
+                # Not an error: the span keeps an unset status and says why it ended.
                 result["status"] = "cancelled"
                 result["error"] = {"type": "Cancelled", "message": "the run was cancelled"}
-                root.set_status(Status(StatusCode.ERROR, "cancelled"))
+                root.set_attribute("pipetrace.run.cancelled", True)
                 _logger.warning("run cancelled")
             else:
                 failed_step = getattr(collector, "failed_step", None)

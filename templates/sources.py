@@ -7,10 +7,13 @@ read from the environment with dlt's config conventions (``SOURCES__...``, ``CRE
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import quote_plus
+
+_logger = logging.getLogger(__name__)
 
 
 def secret(name: str) -> str:
@@ -30,14 +33,24 @@ _CASTS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def transform_record(record: dict[str, Any], operations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Apply rename / cast / derive / drop operations, in order, to one record."""
+def transform_record(
+    record: dict[str, Any],
+    operations: Sequence[Mapping[str, Any]],
+    missing: Callable[[Mapping[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Apply rename / cast / derive / drop operations, in order, to one record.
+
+    ``missing`` is told of each cast whose field the record does not have (a misspelt field, say).
+    """
     out = dict(record)
     for op in operations:
         kind, field = op["op"], op["field"]
         if kind == "rename" and field in out:
             out[op["to"]] = out.pop(field)
-        elif kind == "cast" and out.get(field) is not None:
+        elif kind == "cast" and field not in out:
+            if missing is not None:
+                missing(op)
+        elif kind == "cast" and out[field] is not None:
             out[field] = _CASTS[op["type"]](out[field])
         elif kind == "drop":
             out.pop(field, None)
@@ -59,13 +72,28 @@ _CAST_TYPES = {"string": "text", "integer": "bigint", "number": "double", "boole
 
 
 def with_transformations(resource: Any, operations: Sequence[Mapping[str, Any]]) -> Any:
-    if operations:
-        resource.add_map(lambda record: transform_record(record, operations))
-        casts = {
-            op["field"]: {"data_type": _CAST_TYPES[op["type"]]} for op in operations if op["op"] == "cast"
-        }
-        if casts:
-            resource.apply_hints(columns=casts)
+    if not operations:
+        return resource
+    warned: set[str] = set()
+
+    def missing(op: Mapping[str, Any]) -> None:
+        if op["field"] not in warned:  # once per field and run: the same record shape repeats
+            warned.add(op["field"])
+            _logger.warning("cast to %s: field %r is not in the records of %s; nothing cast",
+                            op["type"], op["field"], resource.name)  # fmt: skip
+
+    resource.add_map(lambda record: transform_record(record, operations, missing))
+    # A column hint makes the cast's type win over a SQL source's reflected type. It is given only for
+    # a column the source declares: a hint for a field that never comes adds an all-NULL column. Files
+    # declare none; the cast values carry their type.
+    declared = resource.columns if isinstance(resource.columns, dict) else {}
+    casts = {
+        op["field"]: {"data_type": _CAST_TYPES[op["type"]]}
+        for op in operations
+        if op["op"] == "cast" and op["field"] in declared
+    }
+    if casts:
+        resource.apply_hints(columns=casts)
     return resource
 
 

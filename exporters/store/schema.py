@@ -283,6 +283,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        9,
+        "pipeline schedules; each run's parameter overrides and warnings",
+        (
+            # {"cron": ..., "timezone": ...} as sent, or NULL for a pipeline run only on demand.
+            "ALTER TABLE pipelines ADD COLUMN schedule VARCHAR",
+            # The parameters a run was started with over its pipeline's, as sent (NULL: none), so a run
+            # says what it ran; and what it warned about (a run that loaded nothing), as a JSON list.
+            "ALTER TABLE runs ADD COLUMN overrides VARCHAR",
+            "ALTER TABLE runs ADD COLUMN warnings VARCHAR",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -115,7 +115,10 @@ def stats() -> Response:
     args = request.args
     reject_unknown(args, frozenset({"since", "until", "pipeline_id", "service_name"}))
     service = state()
-    result = service.queries.stats(_filters(args))
+    filters = _filters(args)
+    result = service.queries.stats(filters)
+    # Runs by outcome beside the records: a run that loaded nothing or was cancelled logs no error.
+    result["runs"] = service.repository.outcomes(filters.pipeline_id, filters.since_ns, filters.until_ns)
     result["ingest"] = service.ingest_counters()
     return jsonify(result)
 

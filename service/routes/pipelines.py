@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from exporters.store.pipelines import DuplicateName, Pipeline, PipelineBusy
 from service.errors import ApiError, bad_parameter
 from service.params import parse_identifier, parse_limit, reject_unknown
 from service.run_manifest import InvalidManifest, check_manifest, check_outcome
+from service.schedule import Schedule, parse_schedule
 from service.state import state
 from templates.catalog import TEMPLATES
-from templates.render import TemplateError, render
+from templates.render import Rendered, TemplateError, check_user_code, render, template
 
 blueprint = Blueprint("pipelines", __name__, url_prefix="/api")
 
@@ -44,33 +48,121 @@ def templates() -> Response:
     )  # fmt: skip
 
 
-@blueprint.post("/pipelines")
-def create_pipeline() -> tuple[Response, int]:
-    body = _body()
-    unknown = set(body) - {"name", "template", "params"}
+# The fields of a pipeline definition, in POST (name and template required) and PUT (name required).
+_DEFINITION_FIELDS = ("name", "template", "params", "schedule")
+
+
+def _definition(body: dict[str, Any]) -> tuple[str, str | None, Schedule | None]:
+    """The name, template and schedule of a POST or PUT body; unknown fields are refused."""
+    unknown = set(body) - set(_DEFINITION_FIELDS)
     if unknown:
-        raise bad_parameter(sorted(unknown)[0], "unknown field; expected name, template, params")
+        raise bad_parameter(sorted(unknown)[0], f"unknown field; expected {', '.join(_DEFINITION_FIELDS)}")
     name, template_name = body.get("name"), body.get("template")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise bad_parameter("name", "must be a non-empty string of at most 200 characters")
-    if not isinstance(template_name, str):
+    if template_name is not None and not isinstance(template_name, str):
         raise bad_parameter("template", f"must be one of {', '.join(TEMPLATES)}")
-    _refuse_user_code(template_name)
+    return name.strip(), template_name, parse_schedule(body.get("schedule"))
+
+
+def _rendered(template_name: str, params: Any) -> Rendered:
     try:
-        # Rendering once here validates the parameters and proves the script parses before we keep it.
-        rendered = render(template_name, body.get("params", {}), "validation")
+        # Rendering validates the parameters and proves the script parses before we keep it.
+        rendered = render(template_name, params, "validation")
+        if template_name == USER_CODE_TEMPLATE:
+            check_user_code(rendered.public_params["code"])
+        return rendered
     except TemplateError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), exc.parameter) from exc
-    pipeline = state().repository.create(
-        name.strip(), template_name, rendered.public_params, rendered.secret_env
-    )
-    return jsonify(pipeline.as_json()), 201
+
+
+def _json(pipeline: Pipeline) -> dict[str, Any]:
+    next_run = state().scheduler.next_run_at(pipeline.id)
+    return {**pipeline.as_json(), "next_run_at": _time(next_run)}
+
+
+def _time(moment: datetime.datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _duplicate(exc: DuplicateName) -> ApiError:
+    return ApiError(409, "conflict", f"name: {exc}; pipeline names are unique (without case)", "name")
+
+
+@blueprint.post("/pipelines")
+def create_pipeline() -> tuple[Response, int]:
+    body = _body()
+    name, template_name, schedule = _definition(body)
+    if template_name is None:
+        raise bad_parameter("template", f"must be one of {', '.join(TEMPLATES)}")
+    _refuse_user_code(template_name)
+    rendered = _rendered(template_name, body.get("params", {}))
+    try:
+        pipeline = state().repository.create(
+            name, template_name, rendered.public_params, rendered.secret_env,
+            schedule.as_json() if schedule else None,
+        )  # fmt: skip
+    except DuplicateName as exc:
+        raise _duplicate(exc) from exc
+    state().scheduler.track(pipeline)
+    return jsonify(_json(pipeline)), 201
+
+
+@blueprint.put("/pipelines/<pipeline_id>")
+def replace_pipeline(pipeline_id: str) -> Response:
+    """Replace the definition: name, params and schedule as sent; the template cannot change.
+
+    Secrets are never returned, so a secret parameter left out keeps its stored value; one sent (even
+    empty) replaces it.
+    """
+    pipeline = _pipeline(pipeline_id)
+    body = _body()
+    name, template_name, schedule = _definition(body)
+    if template_name is not None and template_name != pipeline.template:
+        raise bad_parameter("template", f"is {pipeline.template} and cannot change; define a new pipeline")
+    _refuse_user_code(pipeline.template)
+    params = body.get("params", {})
+    spec = template(pipeline.template)
+    stored = state().repository.secret_env(pipeline.id)
+    kept = {key for key, variable in spec.secrets.items() if variable in stored}
+    if isinstance(params, dict):
+        kept -= set(params)
+        # A required secret kept from before passes validation as a placeholder; it never reaches the
+        # stored parameters (secrets are taken out of them).
+        params = {**params, **{key: "<kept>" for key in kept if key in spec.required}}
+    rendered = _rendered(pipeline.template, params)
+    kept_env = {spec.secrets[key]: stored[spec.secrets[key]] for key in kept}
+    try:
+        updated = state().repository.update(
+            pipeline.id, name, rendered.public_params,
+            {**rendered.secret_env, **kept_env}, schedule.as_json() if schedule else None,
+        )  # fmt: skip
+    except DuplicateName as exc:
+        raise _duplicate(exc) from exc
+    if updated is None:
+        raise ApiError(404, "not_found", f"no pipeline {pipeline_id}", "pipeline_id")
+    state().scheduler.track(updated)
+    return jsonify(_json(updated))
+
+
+@blueprint.delete("/pipelines/<pipeline_id>")
+def delete_pipeline(pipeline_id: str) -> Response:
+    """Remove the definition and its secrets; its runs and their telemetry stay. 409 while one runs."""
+    pipeline = _pipeline(pipeline_id)
+    try:
+        deleted = state().repository.delete(pipeline.id)
+    except PipelineBusy as exc:
+        raise ApiError(409, "conflict", str(exc), "pipeline_id") from exc
+    if not deleted:
+        raise ApiError(404, "not_found", f"no pipeline {pipeline_id}", "pipeline_id")
+    state().scheduler.forget(pipeline.id)
+    return jsonify({"id": pipeline.id, "deleted": True})
 
 
 @blueprint.get("/pipelines")
 def list_pipelines() -> Response:
     reject_unknown(request.args, frozenset())
-    return jsonify({"pipelines": [p.as_json() for p in state().repository.all()]})
+    return jsonify({"pipelines": [_json(p) for p in state().repository.all()]})
 
 
 def _or_404(found: Any, parameter: str, value: str) -> Any:
@@ -79,23 +171,52 @@ def _or_404(found: Any, parameter: str, value: str) -> Any:
     return found
 
 
-def _pipeline(pipeline_id: str) -> Any:
-    return _or_404(
+def _pipeline(pipeline_id: str) -> Pipeline:
+    found: Pipeline = _or_404(
         state().repository.get(parse_identifier("pipeline_id", pipeline_id)), "pipeline_id", pipeline_id
     )
+    return found
 
 
 @blueprint.get("/pipelines/<pipeline_id>")
 def get_pipeline(pipeline_id: str) -> Response:
     pipeline = _pipeline(pipeline_id)
-    return jsonify({**pipeline.as_json(), "runs": state().repository.runs(pipeline.id, limit=10)})
+    return jsonify({**_json(pipeline), "runs": state().repository.runs(pipeline.id, limit=10)})
+
+
+def _run_overrides(pipeline: Pipeline) -> dict[str, Any]:
+    """The ``params`` of a POST .../runs body: this run's parameters over the pipeline's.
+
+    No body, or ``{}``, runs the pipeline as defined. Secrets cannot be overridden: they live only in
+    the pipeline's definition (PUT it to change one).
+    """
+    if not request.get_data():
+        return {}
+    body = _body()
+    unknown = set(body) - {"params"}
+    if unknown:
+        raise bad_parameter(sorted(unknown)[0], "unknown field; expected params")
+    overrides = body.get("params", {})
+    if not isinstance(overrides, dict):
+        raise bad_parameter("params", "must be an object of parameters for this run")
+    secret = sorted(set(overrides) & set(template(pipeline.template).secrets))
+    if secret:
+        raise bad_parameter(f"params.{secret[0]}", "is a secret: it cannot be set per run; PUT the pipeline")
+    return overrides
 
 
 @blueprint.post("/pipelines/<pipeline_id>/runs")
 def start_run(pipeline_id: str) -> tuple[Response, int]:
     pipeline = _pipeline(pipeline_id)
     _refuse_user_code(pipeline.template)  # one defined while it was allowed runs only while it still is
-    return jsonify(state().runs.start(pipeline)), 202
+    overrides = _run_overrides(pipeline)
+    if overrides:
+        # Validated as a whole, as the run will use them: the template's schema and its checks.
+        secrets = {key: "<secret>" for key in template(pipeline.template).required
+                   if key in template(pipeline.template).secrets}  # fmt: skip
+        merged = _rendered(pipeline.template, {**pipeline.params, **secrets, **overrides}).public_params
+        pipeline = dataclasses.replace(pipeline, params=merged)
+    return jsonify(state().runs.start(pipeline, overrides)), 202
 
 
 @blueprint.get("/pipelines/<pipeline_id>/runs")
@@ -126,7 +247,10 @@ def register_run() -> tuple[Response, int]:
         raise bad_parameter(exc.parameter, exc.message) from exc
     if state().repository.run(manifest["run_id"]) is not None:
         raise ApiError(409, "conflict", f"run {manifest['run_id']} exists already", "run_id")
-    return jsonify(state().runs.register(manifest)), 201
+    try:
+        return jsonify(state().runs.register(manifest)), 201
+    except DuplicateName as exc:
+        raise _duplicate(exc) from exc
 
 
 @blueprint.post("/runs/<run_id>/outcome")

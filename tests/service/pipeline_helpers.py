@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
+
+import requests
 
 from tests.conftest import LiveServer
 
@@ -11,11 +14,17 @@ FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def create(
-    server: LiveServer, template: str, params: dict[str, Any], name: str | None = None
+    server: LiveServer,
+    template: str,
+    params: dict[str, Any],
+    name: str | None = None,
+    schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    response = server.post(
-        "/api/pipelines", json={"name": name or f"{template} test", "template": template, "params": params}
-    )
+    # Names are unique: a test that defines several of one template gets one each.
+    body = {"name": name or f"{template} test {uuid.uuid4().hex[:8]}", "template": template, "params": params}
+    if schedule is not None:
+        body["schedule"] = schedule
+    response = server.post("/api/pipelines", json=body)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
@@ -27,6 +36,20 @@ def start(server: LiveServer, pipeline_id: str, traceparent: str | None = None) 
     assert response.status_code == 202, response.text
     started: dict[str, Any] = response.json()
     return started
+
+
+def delete(server: LiveServer, pipeline_id: str) -> requests.Response:
+    # JSON, as every write to the API is without a token (service.exposure).
+    return requests.delete(
+        f"{server.url}/api/pipelines/{pipeline_id}", json={}, headers=server.headers, timeout=10
+    )
+
+
+def wait_for_status(server: LiveServer, run_id: str, status: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while server.get(f"/api/runs/{run_id}").json()["status"] != status:
+        assert time.monotonic() < deadline, f"run {run_id} never became {status}"
+        time.sleep(0.1)
 
 
 def wait_for_run(server: LiveServer, run_id: str, timeout: float = 120) -> dict[str, Any]:

@@ -145,7 +145,8 @@ def test_a_failing_step_is_an_error_record_linked_to_its_span(live_server: LiveS
 
 
 def test_a_crashing_script_fails_with_its_stack_trace(live_server: LiveServer) -> None:
-    pipeline = create(live_server, "dlt_code", {"code": "import no_such_module_anywhere\n"})
+    code = "import no_such_module_anywhere\n\n\ndef data_source():\n    return []\n"
+    pipeline = create(live_server, "dlt_code", {"code": code})
     run = wait_for_run(live_server, start(live_server, pipeline["id"])["run_id"])
     assert run["status"] == "failed"
     assert run["error"]["type"] == "ModuleNotFoundError"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from templates.catalog import TEMPLATES
-from templates.render import TemplateError, python_literal, render
+from templates.render import TemplateError, check_user_code, python_literal, render
 
 MINIMAL: dict[str, dict[str, Any]] = {
     "api": {"base_url": "http://127.0.0.1:1/api", "resources": [{"name": "users", "path": "users"}]},
@@ -144,6 +144,34 @@ def test_python_literal_refuses_what_is_not_json() -> None:
     for value in (float("nan"), object(), {1: "a"}, b"bytes"):
         with pytest.raises(TemplateError):
             python_literal(value)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("import dlt\n\ndef data_source(:\n    pass\n", "line 3"),
+        ("x = 1\n  y = 2\n", "line 2"),
+        ("def source():\n    pass\n", "defines no data_source"),
+        ("if True:\n    def data_source():\n        pass\n", "defines no data_source"),  # not top level
+    ],
+)
+def test_user_code_must_compile_and_define_data_source(code: str, message: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        check_user_code(code)
+    assert caught.value.parameter == "params.code" and message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def data_source():\n    return []\n",
+        "async def data_source():\n    return []\n",
+        "from my_sources import data_source\n",
+        "import dlt\ndata_source = dlt.resource([{'a': 1}], name='t')\n",
+    ],
+)
+def test_user_code_defining_data_source_passes(code: str) -> None:
+    check_user_code(code)
 
 
 def test_credentials_in_ordinary_parameters_are_kept_out_of_the_stored_parameters_and_the_script() -> None:

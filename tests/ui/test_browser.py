@@ -329,6 +329,70 @@ def test_stats_view(server: LiveServer, page: Page) -> None:
     shot(page, "stats")
 
 
+def test_pipelines_show_their_schedule_next_run_and_how_runs_ended(server: LiveServer, page: Page) -> None:
+    schedule = {"cron": "0 2 * * *", "timezone": "Europe/Berlin"}
+    body = {"name": "nightly empty", "template": "simple", "params": {"bucket_url": "/no/such/folder"},
+            "schedule": schedule}  # fmt: skip
+    pipeline = server.post("/api/pipelines", json=body).json()
+    run_id = server.post(f"/api/pipelines/{pipeline['id']}/runs", json={}).json()["run_id"]
+    page.goto(f"{server.url}/#/run/{run_id}")
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=120_000)
+    expect(page.locator("#run-warnings")).to_have_text("warning: no rows loaded")
+    page.goto(f"{server.url}/#/pipelines")
+    row = page.locator("table.pipelines tr", has_text="nightly empty")
+    expect(row.locator("td.schedule")).to_contain_text("0 2 * * * Europe/Berlin")
+    next_run = pipeline["next_run_at"].replace("T", " ").replace("Z", " UTC")
+    expect(row.locator("td.schedule")).to_contain_text(f"next run {next_run}")
+    expect(row.locator(".run-warning")).to_have_text(" no rows loaded")
+    shot(page, "pipelines-schedules")
+    page.goto(f"{server.url}/#/stats?since=all")
+    expect(page.locator("#run-outcomes")).to_contain_text(
+        re.compile(r"[1-9]\d* succeeded but loaded nothing")
+    )
+    # Defined from the form, with a schedule.
+    page.goto(f"{server.url}/#/pipelines")
+    page.fill("#pipeline-name", "weekly from the form")
+    page.select_option("#template", "simple")
+    page.fill("input[name=bucket_url]", "/no/such/folder")
+    page.fill("#schedule-cron", "30 3 * * 1")
+    page.fill("#schedule-timezone", "UTC")
+    page.click("form.new-pipeline button[type=submit]")
+    expect(page).to_have_url(re.compile(r"#/run/[0-9a-f]+"))
+    defined = {p["name"]: p for p in server.get("/api/pipelines").json()["pipelines"]}
+    assert defined["weekly from the form"]["schedule"] == {"cron": "30 3 * * 1", "timezone": "UTC"}
+
+
+def test_a_cancelled_run_is_shown_as_cancelled_not_as_an_error(server: LiveServer, page: Page) -> None:
+    code = textwrap.dedent(
+        """
+        import time
+        import dlt
+
+        @dlt.resource(name="slow")
+        def slow():
+            for i in range(600):
+                yield {"i": i}
+                time.sleep(0.1)
+
+        def data_source():
+            return slow
+        """
+    )
+    pipeline = server.post("/api/pipelines", json={"name": "to cancel", "template": "dlt_code",
+                                                   "params": {"code": code}}).json()  # fmt: skip
+    run_id = server.post(f"/api/pipelines/{pipeline['id']}/runs", json={}).json()["run_id"]
+    page.goto(f"{server.url}/#/run/{run_id}")
+    expect(page.locator("#run-status")).to_have_text("running", timeout=60_000)
+    assert server.post(f"/api/runs/{run_id}/cancel", json={}).status_code == 202
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=60_000)
+    expect(page.locator(".run-head")).to_contain_text("The run was cancelled.")
+    expect(page.locator(".run-head .form-error")).to_have_count(0)
+    page.goto(f"{server.url}/#/pipelines")
+    row = page.locator("table.pipelines tr", has_text="to cancel")
+    expect(row.locator(".badge")).to_have_text(["cancelled"])
+    expect(row.locator(".errors")).to_have_count(0)
+
+
 def test_the_api_token_is_asked_once_per_session(tmp_path: Path, browser: Browser) -> None:
     guarded = start_server(tmp_path / "guarded", env={"PIPETRACE_API_TOKEN": "ui-token-31"})
     context = browser.new_context()

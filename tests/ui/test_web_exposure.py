@@ -43,8 +43,9 @@ ATTEMPTS = """async ({ api, target, code, token }) => {
   const json = (body) => ({
     method: "POST", headers: { "Content-Type": "application/json", ...auth }, body: JSON.stringify(body),
   });
+  const name = `from a page ${Math.random()}`;  // names are unique; each attempt defines one
   const created = await outcome(
-    fetch(`${api}/api/pipelines`, json({ name: "from a page", template: "dlt_code", params: { code } })));
+    fetch(`${api}/api/pipelines`, json({ name, template: "dlt_code", params: { code } })));
   return {
     read: await outcome(fetch(`${api}/api/pipelines`, { headers: auth })),
     create: created,

@@ -1,1 +1,1 @@
-SELECT id, name, template, params, created_at FROM pipelines ORDER BY created_at DESC, id
+SELECT id, name, template, params, schedule, created_at FROM pipelines ORDER BY created_at DESC, id

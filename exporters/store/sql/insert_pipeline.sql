@@ -1,1 +1,1 @@
-INSERT INTO pipelines (id, name, template, params) VALUES ($id, $name, $template, $params)
+INSERT INTO pipelines (id, name, template, params, schedule) VALUES ($id, $name, $template, $params, $schedule)

@@ -1,1 +1,2 @@
-INSERT INTO runs (id, pipeline_id, status, trace_id) VALUES ($id, $pipeline_id, 'queued', $trace_id)
+INSERT INTO runs (id, pipeline_id, status, trace_id, overrides)
+VALUES ($id, $pipeline_id, 'queued', $trace_id, $overrides)

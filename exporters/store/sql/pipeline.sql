@@ -1,1 +1,1 @@
-SELECT id, name, template, params, created_at FROM pipelines WHERE id = $id
+SELECT id, name, template, params, schedule, created_at FROM pipelines WHERE id = $id

@@ -1,2 +1,3 @@
-SELECT id, pipeline_id, status, trace_id, queued_at, started_at, finished_at, exit_code, rows_loaded, error
+SELECT id, pipeline_id, status, trace_id, queued_at, started_at, finished_at, exit_code, rows_loaded, error,
+       overrides, warnings
 FROM runs WHERE id = $id

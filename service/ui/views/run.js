@@ -35,7 +35,10 @@ export async function runView(runId) {
         run.trace_id ? el("span", {}, " · ", el("a", { href: `#/trace/${run.trace_id}` }, "trace")) : "",
         " · ", el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(run.pipeline_id)}&run_id=${runId}` }, "all its logs")),
       Object.keys(run.rows_loaded || {}).length ? el("p", {}, `rows loaded: ${Object.entries(run.rows_loaded).map(([t, n]) => `${t} ${n}`).join(", ")}`) : "",
-      run.error ? el("p", { class: "form-error" }, `${run.error.type || "error"}: ${run.error.message || ""}`) : "",
+      (run.warnings || []).length ? el("p", { class: "run-warning", id: "run-warnings" }, `warning: ${run.warnings.join(", ")}`) : "",
+      // A cancel is what someone asked for: said plainly, not shown as an error.
+      run.error && run.status !== "cancelled" ? el("p", { class: "form-error" }, `${run.error.type || "error"}: ${run.error.message || ""}`) : "",
+      run.status === "cancelled" ? el("p", {}, "The run was cancelled.") : "",
     );
     try {
       const page = await api(`/api/logs/pipeline/${encodeURIComponent(run.pipeline_id)}?run_id=${encodeURIComponent(runId)}&limit=1000`);

@@ -50,6 +50,9 @@ function volumeChart(timeline) {
   return chart;
 }
 
+// How runs ended, as /api/logs/stats counts them; cancels apart from failures.
+const RUN_OUTCOMES = [["succeeded", "succeeded"], ["succeeded_with_warnings", "succeeded but loaded nothing"], ["failed", "failed"], ["cancelled", "cancelled"]];
+
 export async function statsView(filters) {
   const since = filters.get("since") || "24h";
   const query = since === "all" ? "" : `?since=${since}`;
@@ -70,6 +73,8 @@ export async function statsView(filters) {
       el("div", { class: "card" }, el("span", { class: "value", id: "error-rate" }, `${(100 * stats.error_rate).toFixed(2)}%`), " errors"),
       el("div", { class: "legend" }, [...LEVELS].map((level) => el("span", { class: `badge level-${level}` }, level)))),
     stats.timeline.buckets.length ? volumeChart(stats.timeline) : el("p", { class: "empty" }, "No records in this range."),
+    el("h2", {}, "Runs"),
+    el("p", { class: "run-outcomes", id: "run-outcomes" }, RUN_OUTCOMES.map(([key, text]) => `${(stats.runs || {})[key] || 0} ${text}`).join(" · ")),
     el("h2", {}, "Pipelines that fail most"),
     failing.length
       ? el("ol", { class: "failing" }, failing.map((p) => el("li", {}, el("a", { href: `#/logs?pipeline_id=${encodeURIComponent(p.pipeline_id || "")}&level=ERROR` }, p.pipeline_id ? names.get(p.pipeline_id) || p.pipeline_id : "(no pipeline)"), ` ${p.errors} errors of ${p.count}`)))

@@ -1,0 +1,1 @@
+UPDATE pipelines SET name = $name, params = $params, schedule = $schedule WHERE id = $id
