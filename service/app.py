@@ -143,7 +143,7 @@ def create_app(
         )
         worker.start()
         app.extensions["pipetrace.retention"] = worker
-    scheduler.load()
+    scheduler.tick()  # reads the schedules now when the store answers; a later tick does otherwise
     ticker = Periodic("scheduler", TICK_SECONDS, scheduler.tick)
     ticker.start()
     app.extensions["pipetrace.scheduler"] = ticker

@@ -51,14 +51,20 @@ class Scheduler:
         self._clock = clock
         self._next: dict[str, datetime.datetime] = {}
         self._lock = threading.Lock()
+        self._loaded = False
+        self._paused_by: str | None = None  # why the last tick could not read the store
 
     def load(self) -> None:
-        """Schedule every stored pipeline that has a schedule, from now on (missed times are skipped)."""
+        """Schedule every stored pipeline that has a schedule, from now on (missed times are skipped);
+        one tracked already (created or edited since the start) keeps its time."""
         for pipeline in self._repository.all():
-            if pipeline.schedule:
+            with self._lock:
+                tracked = pipeline.id in self._next
+            if pipeline.schedule and not tracked:
                 self.track(pipeline)
                 _logger.info("pipeline %s runs on schedule %s; next run at %s", pipeline.name,
                              pipeline.schedule, self.next_run_at(pipeline.id))  # fmt: skip
+        self._loaded = True
 
     def track(self, pipeline: Pipeline) -> None:
         """(Re)schedule ``pipeline`` from now, after it was created or edited; forget it if unscheduled."""
@@ -78,7 +84,26 @@ class Scheduler:
             return self._next.get(pipeline_id)
 
     def tick(self) -> list[str]:
-        """Start each pipeline whose time has come; return the ids of those started."""
+        """Start each pipeline whose time has come; return the ids of those started.
+
+        The schedules are read at the first tick that can read the store: one that is locked or away
+        when the service starts delays them (the service starts degraded), and a store lost later
+        pauses them, each said once in the log rather than at every tick."""
+        try:
+            if not self._loaded:
+                self.load()
+            started = self._start_due()
+        except Exception as exc:
+            if self._paused_by is None:
+                _logger.warning("schedules paused: the store cannot be read (%s); they resume with it", exc)
+            self._paused_by = str(exc)
+            return []
+        if self._paused_by is not None:
+            _logger.info("schedules resumed: the store answers again")
+            self._paused_by = None
+        return started
+
+    def _start_due(self) -> list[str]:
         now = self._clock()
         with self._lock:
             due = [pipeline_id for pipeline_id, at in self._next.items() if at <= now]

@@ -20,6 +20,7 @@ from exporters.store.pipelines import Pipeline, PipelineRepository
 from service.cli import main
 from service.scheduler import Scheduler, traced_start
 from tests.conftest import start_server
+from tests.helpers import LockHolder
 from tests.service.pipeline_helpers import create, wait_for_logs, wait_for_run
 
 UTC = datetime.UTC
@@ -259,3 +260,32 @@ def test_a_scheduled_run_the_service_would_refuse_is_skipped_and_logged(
         start(pipeline)
     assert calls == []
     assert "user code is not allowed now" in caplog.text
+
+
+def test_schedules_wait_for_a_store_that_is_locked_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service starting on a file another process holds starts degraded: its schedules are read
+    by the first tick that can, and the wait is said once, not at every tick."""
+    path = tmp_path / "telemetry.duckdb"
+    seeded = TelemetryStore(path)
+    PipelineRepository(seeded, tmp_path / "secrets").create(
+        "hourly", "simple", PARAMS, {}, {"cron": "0 * * * *", "timezone": "UTC"}
+    )
+    seeded.close()
+    holder = LockHolder(path)
+    store = TelemetryStore(path)  # opened at first use, as the service's is
+    repository = PipelineRepository(store, tmp_path / "secrets")
+    scheduler = Scheduler(repository, _recorder(repository, []), Clock(_at(2026, 11, 28, 12, 10)))
+    try:
+        with holder, caplog.at_level(logging.INFO, logger="service.scheduler"):
+            assert [scheduler.tick() for _ in range(3)] == [[], [], []]
+            holder.release()
+            assert scheduler.tick() == []
+        (hourly,) = repository.all()
+        assert scheduler.next_run_at(hourly.id) == _at(2026, 11, 28, 13, 0)
+        messages = [r.getMessage() for r in caplog.records if r.name == "service.scheduler"]
+        assert sum("schedules paused" in m for m in messages) == 1
+        assert sum("schedules resumed" in m for m in messages) == 1
+    finally:
+        store.close()
