@@ -82,3 +82,23 @@ def _leaf_or_node(
             out.env[name] = value
             return cleaned, SecretRef(name)
     return value, value
+
+
+def unchanged(stored_public: Any, sent: Any, stored_secrets: Collection[str]) -> set[str]:
+    """The stored secret variables whose leaves ``sent`` holds unchanged: the redacted text the
+    pipeline lists (``https://user:***@host``, ``***``) sent back as it was, so an edit that copies the
+    listed parameters keeps those credentials. A leaf sent with another value is a new value."""
+    kept: set[str] = set()
+
+    def walk(path: tuple[str | int, ...], old: Any, new: Any) -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in old.keys() & new.keys():
+                walk((*path, key), old[key], new[key])
+        elif isinstance(old, list) and isinstance(new, list):
+            for index, (old_item, new_item) in enumerate(zip(old, new, strict=False)):
+                walk((*path, index), old_item, new_item)
+        elif path and old == new and env_name(path) in stored_secrets:
+            kept.add(env_name(path))
+
+    walk((), stored_public, sent)
+    return kept

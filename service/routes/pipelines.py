@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Collection
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -14,6 +15,7 @@ from service.params import parse_identifier, parse_limit, reject_unknown
 from service.run_manifest import InvalidManifest, check_manifest, check_outcome
 from service.schedule import Schedule, parse_schedule
 from service.state import state
+from templates import secret_params
 from templates.catalog import TEMPLATES
 from templates.render import Rendered, TemplateError, check_user_code, render, template
 
@@ -65,10 +67,10 @@ def _definition(body: dict[str, Any]) -> tuple[str, str | None, Schedule | None]
     return name.strip(), template_name, parse_schedule(body.get("schedule"))
 
 
-def _rendered(template_name: str, params: Any) -> Rendered:
+def _rendered(template_name: str, params: Any, known_secrets: Collection[str] = ()) -> Rendered:
     try:
         # Rendering validates the parameters and proves the script parses before we keep it.
-        rendered = render(template_name, params, "validation")
+        rendered = render(template_name, params, "validation", known_secrets)
         if template_name == USER_CODE_TEMPLATE:
             check_user_code(rendered.public_params["code"])
         return rendered
@@ -130,8 +132,11 @@ def replace_pipeline(pipeline_id: str) -> Response:
         # A required secret kept from before passes validation as a placeholder; it never reaches the
         # stored parameters (secrets are taken out of them).
         params = {**params, **{key: "<kept>" for key in kept if key in spec.required}}
-    rendered = _rendered(pipeline.template, params)
+    # Credentials found in ordinary fields (secret_params) sent back as listed, redacted: kept too.
+    unchanged = secret_params.unchanged(pipeline.params, params, stored)
+    rendered = _rendered(pipeline.template, params, unchanged)
     kept_env = {spec.secrets[key]: stored[spec.secrets[key]] for key in kept}
+    kept_env |= {variable: stored[variable] for variable in unchanged}
     try:
         updated = state().repository.update(
             pipeline.id, name, rendered.public_params,

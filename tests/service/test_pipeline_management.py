@@ -242,3 +242,38 @@ def test_a_pipeline_is_not_deleted_while_it_runs_and_its_telemetry_outlives_it(t
         assert server.get(f"/api/runs/{run_id}").json()["status"] == "cancelled"
     finally:
         server.stop()
+
+
+def test_credentials_in_ordinary_fields_survive_an_edit_that_sends_back_what_was_listed(app: Flask) -> None:
+    """The usual edit: GET the definition, change one thing, PUT it back. The listed parameters hold
+    the redacted text (``user:***@``); sent back unchanged, the stored credential is kept."""
+    client = app.test_client()
+    params = {
+        "base_url": "https://apiuser:base-pw-4e@api.example.test/v1",
+        "resources": [{"name": "users", "path": "users", "params": {"api_key": "res-key-5f", "page": 2}}],
+    }
+    pipeline = _define(client, "rest", "api", params)
+    repository = state(app).repository
+    before = repository.secret_env(pipeline["id"])
+    assert sorted(before.values()) == ["https://apiuser:base-pw-4e@api.example.test/v1", "res-key-5f"]
+    listed = client.get(f"/api/pipelines/{pipeline['id']}").json["params"]
+    assert listed["base_url"] == "https://apiuser:***@api.example.test/v1"
+    listed["resources"][0]["params"]["page"] = 3  # the edit
+    assert (
+        client.put(f"/api/pipelines/{pipeline['id']}", json={"name": "rest", "params": listed}).status_code
+        == 200
+    )
+    assert repository.secret_env(pipeline["id"]) == before
+    assert (
+        client.get(f"/api/pipelines/{pipeline['id']}").json["params"]["resources"][0]["params"]["page"] == 3
+    )
+    # A credential sent anew replaces the old one; a field sent without one keeps none.
+    listed["base_url"] = "https://apiuser:new-pw-9z@api.example.test/v1"
+    listed["resources"][0]["params"].pop("api_key")
+    assert (
+        client.put(f"/api/pipelines/{pipeline['id']}", json={"name": "rest", "params": listed}).status_code
+        == 200
+    )
+    assert sorted(repository.secret_env(pipeline["id"]).values()) == [
+        "https://apiuser:new-pw-9z@api.example.test/v1"
+    ]
