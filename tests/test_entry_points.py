@@ -135,9 +135,11 @@ def test_a_wrong_property_is_refused_by_name() -> None:
         DuckDBLogRecordExporter(retries=3)
 
 
-@pytest.mark.parametrize(
-    ("service_name", "stored_as"), [(None, "unknown_service:python"), ("billing", "billing")]
-)
+# The SDK's default names the program's executable: python, python3...
+SDK_DEFAULT_NAME = f"unknown_service:{Path(sys.executable).name}"
+
+
+@pytest.mark.parametrize(("service_name", "stored_as"), [(None, SDK_DEFAULT_NAME), ("billing", "billing")])
 def test_a_program_run_with_the_repository_config_keeps_its_own_service_name(
     tmp_path: Path, service_name: str | None, stored_as: str
 ) -> None:
