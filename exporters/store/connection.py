@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -99,8 +99,6 @@ class TelemetryStore:
         self._newest_log_ns: int | None = None
         self.schema_version = 0
         self.last_error: str | None = None
-        self._on_first_open: list[Callable[[duckdb.DuckDBPyConnection], object]] = []
-        self._opened_once = False
         with contextlib.suppress(StoreUnavailable):  # logged; the next use tries again
             self._open()
 
@@ -154,8 +152,6 @@ class TelemetryStore:
                 raise self._unavailable(exc) from exc
             try:
                 self.schema_version = migrate(connection)
-                if not self._opened_once:
-                    self._first_open(connection)
             except duckdb.Error as exc:  # a damaged catalog, a full disk while migrating
                 connection.close()
                 raise self._unavailable(exc) from exc
@@ -175,34 +171,6 @@ class TelemetryStore:
             _logger.error("telemetry store %s cannot be opened: %s", self.path, error)
         self.last_error = str(error)
         return StoreUnavailable(f"cannot open {self.path}: {error}")
-
-    def when_first_open(self, job: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
-        """Run ``job`` once, with a cursor, as soon as the file is open: now if it is, else at the first
-        open that succeeds, before any other use of the connection. Start-up writes (marking runs a
-        dead service left behind) wait this way for a file another process holds, instead of failing."""
-        with self._connect_lock:
-            if not self._opened_once:
-                self._on_first_open.append(job)
-                return
-        cur = self._open().cursor()
-        try:
-            job(cur)
-        finally:
-            cur.close()
-
-    def _first_open(self, connection: duckdb.DuckDBPyConnection) -> None:
-        """Run the jobs waiting for the first open. One that fails is logged and not run again: the
-        store is still of use without it, and retrying it at every open would keep the store shut."""
-        for job in self._on_first_open:
-            cur = connection.cursor()
-            try:
-                job(cur)
-            except Exception:
-                _logger.exception("telemetry store %s: a start-up job failed", self.path)
-            finally:
-                cur.close()
-        self._on_first_open.clear()
-        self._opened_once = True
 
     def _invalidate(self, error: duckdb.Error) -> None:
         with self._connect_lock:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from service.state import state
-from tests.alert_receivers import WebhookReceiver, smtp_receiver, webhook_receiver
+from tests.alert_receivers import WebhookReceiver, smtp_receiver
 from tests.conftest import free_port
 from tests.service.alert_helpers import (
     PUBLIC_URL,
@@ -25,17 +24,6 @@ from tests.service.alert_helpers import (
 )
 
 SECRET_PATH = "/services/T000/B000/very-secret-token"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with webhook_receiver() as found:
-        yield found
 
 
 def test_a_receiver_answering_500_gets_retries_and_the_delivery_records_them(

@@ -33,17 +33,6 @@ NOT_ENDED = "0001-01-01T00:00:00Z"
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with webhook_receiver() as found:
-        yield found
-
-
-@pytest.fixture
 def app(tmp_path: Path, clock: Clock) -> Iterator[Flask]:
     with alerting_app(tmp_path / "data", clock) as found:
         yield found
