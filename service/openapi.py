@@ -79,11 +79,31 @@ _RUN_MANIFEST = {
         "started_at": _RFC3339,
         "pid": {"type": "integer"},
         "create_time": {"type": "number"},
+        "client": {
+            "type": "object",
+            "description": "the registering `pipetrace run` process; a service on the same machine"
+            " settles the run from `run_dir` when that process ends without reporting",
+            "additionalProperties": False,
+            "required": ["host", "boot_time", "pid", "create_time", "run_dir"],
+            "properties": {
+                "host": {"type": "string", "minLength": 1},
+                "boot_time": {"type": "number", "minimum": 0},
+                "pid": {"type": "integer", "minimum": 1},
+                "create_time": {"type": "number", "minimum": 0},
+                "run_dir": {"type": "string", "minLength": 1},
+            },
+        },
         "pipeline": {
             "type": "object",
             "additionalProperties": False,
             "required": ["name", "template", "params"],
             "properties": {
+                "id": {
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{16}$",
+                    "description": "the pipeline id the run's telemetry carries, for a pipeline the"
+                    " service creates for it (ignored when the name is a pipeline already)",
+                },
                 "name": {"type": "string", "minLength": 1, "maxLength": 200},
                 "template": {"type": "string"},
                 "params": {"type": "object"},

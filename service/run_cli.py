@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ import requests
 from service import service_client
 from service.auth import otlp_headers_env
 from service.checked_settings import load_settings
-from service.run_process import REGISTERED, RESULT, read_json, write_manifest
+from service.run_process import REGISTERED, RESULT, read_json, this_client, write_manifest
 from service.runner import RUN_SPOOL, SCRIPT_NAME
 from templates.render import TemplateError, render
 
@@ -81,11 +82,23 @@ def run_command(template: str, params: tuple[str, ...], name: str | None, servic
     manifest: dict[str, Any] = {
         "run_id": run_id,
         "trace_id": trace_id,
-        "pipeline": {"name": pipeline_name, "template": template, "params": rendered.public_params},
+        "pipeline": {
+            # The id the run's telemetry carries when no service answers: the pipeline a service
+            # creates when it adopts the run gets it (a name it knows already keeps its own id).
+            "id": hashlib.sha256(pipeline_name.strip().encode()).hexdigest()[:16],
+            "name": pipeline_name,
+            "template": template,
+            "params": rendered.public_params,
+        },
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(),
+        # So a service on this machine sees this command end, even killed before it reports.
+        "client": this_client(run_dir),
     }
     client = _Service(service_url, settings.api_token_value)
-    registered = client.register(manifest) if client.answers else False
+    run = client.register(manifest) if client.answers else None
+    registered = run is not None
+    # Its logs and spans are the pipeline's: tagged with the id the service knows it by.
+    telemetry_pipeline_id = run["pipeline_id"] if run is not None else manifest["pipeline"]["id"]
     if not client.answers:
         click.echo(
             f"no Pipetrace service answers at {service_url}: the run's telemetry is spooled in {spool}, "
@@ -96,7 +109,7 @@ def run_command(template: str, params: tuple[str, ...], name: str | None, servic
         **os.environ,
         **rendered.secret_env,
         "TRACEPARENT": f"00-{trace_id}-{secrets.token_hex(8)}-01",
-        "PIPETRACE_PIPELINE_ID": pipeline_id,
+        "PIPETRACE_PIPELINE_ID": telemetry_pipeline_id,
         "PIPETRACE_RUN_ID": run_id,
         "PIPETRACE_RESULT_FILE": str(run_dir / RESULT),
         "PIPETRACE_CONSOLE": "true",
@@ -160,20 +173,23 @@ class _Service:
         self.headers = service_client.headers(api_token)
         self.answers = service_client.answers(url)
 
-    def register(self, manifest: dict[str, Any]) -> bool:
-        return self._post("/api/runs", manifest, 201, "record the run")
+    def register(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """The run as the service recorded it, or None."""
+        response = self._post("/api/runs", manifest, 201, "record the run")
+        run = response.json() if response is not None else None
+        return run if isinstance(run, dict) and isinstance(run.get("pipeline_id"), str) else None
 
     def report(self, run_id: str, result: dict[str, Any]) -> bool:
-        return self._post(f"/api/runs/{run_id}/outcome", result, 200, "take the run's outcome")
+        return self._post(f"/api/runs/{run_id}/outcome", result, 200, "take the run's outcome") is not None
 
-    def _post(self, path: str, body: dict[str, Any], expected: int, what: str) -> bool:
+    def _post(self, path: str, body: dict[str, Any], expected: int, what: str) -> requests.Response | None:
         try:
             response = requests.post(f"{self.url}{path}", json=body, headers=self.headers, timeout=10)
         except requests.RequestException as exc:
             click.echo(f"the service at {self.url} did not {what}: {exc}", err=True)
-            return False
+            return None
         if response.status_code != expected:
             problem = service_client.error_of(response)
             click.echo(f"the service at {self.url} did not {what}: {problem}", err=True)
-            return False
-        return True
+            return None
+        return response

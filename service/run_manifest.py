@@ -16,7 +16,8 @@ from templates.render import TemplateError, render, template
 
 _RUN_ID = re.compile(r"^[0-9a-f]{16}$")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_MANIFEST_FIELDS = frozenset({"run_id", "trace_id", "pipeline", "started_at", "pid", "create_time"})
+_MANIFEST_FIELDS = frozenset({"run_id", "trace_id", "pipeline", "started_at", "pid", "create_time", "client"})
+_CLIENT_FIELDS = frozenset({"host", "boot_time", "pid", "create_time", "run_dir"})
 _OUTCOME_FIELDS = frozenset(
     {"status", "rows_loaded", "error", "exit_code", "finished_at", "trace_id", "duration_seconds"}
 )
@@ -46,10 +47,14 @@ def check_manifest(body: Any) -> dict[str, Any]:
     if not isinstance(body.get("trace_id"), str) or not _TRACE_ID.match(body["trace_id"]):
         raise InvalidManifest("trace_id", "must be 32 lower-case hex characters")
     _check_time(body, "started_at")
+    if "client" in body:
+        _check_client(body["client"])
     pipeline = body.get("pipeline")
     if not isinstance(pipeline, dict):
         raise InvalidManifest("pipeline", "expected an object with name, template, params")
-    _unknown(pipeline, frozenset({"name", "template", "params"}))
+    _unknown(pipeline, frozenset({"id", "name", "template", "params"}))
+    if "id" in pipeline and (not isinstance(pipeline["id"], str) or not _RUN_ID.match(pipeline["id"])):
+        raise InvalidManifest("pipeline.id", "must be 16 lower-case hex characters")
     name, template_name, params = pipeline.get("name"), pipeline.get("template"), pipeline.get("params")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidManifest("pipeline.name", "must be a non-empty string of at most 200 characters")
@@ -63,7 +68,34 @@ def check_manifest(body: Any) -> dict[str, Any]:
         render(template_name, params | withheld, "validation")
     except TemplateError as exc:
         raise InvalidManifest(f"pipeline.{exc.parameter}" if exc.parameter else "pipeline", str(exc)) from exc
-    return {**body, "pipeline": {"name": name.strip(), "template": template_name, "params": params}}
+    checked = {"name": name.strip(), "template": template_name, "params": params}
+    return {**body, "pipeline": checked | ({"id": pipeline["id"]} if "id" in pipeline else {})}
+
+
+def _check_client(client: Any) -> None:
+    """The ``pipetrace run`` process that registered the run and where its run folder is: the service
+    watches that process when it runs on the same machine (same host name and boot time)."""
+    if not isinstance(client, dict):
+        raise InvalidManifest("client", "expected an object with host, boot_time, pid, create_time, run_dir")
+    _unknown(client, _CLIENT_FIELDS)
+    for key, kind in (
+        ("host", str),
+        ("run_dir", str),
+        ("pid", int),
+        ("boot_time", float),
+        ("create_time", float),
+    ):
+        value = client.get(key)
+        if kind is float:
+            valid = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 2**53
+        elif kind is int:
+            valid = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
+        else:
+            valid = isinstance(value, str) and 0 < len(value) <= 4096 and "\x00" not in value
+        if not valid:
+            raise InvalidManifest(
+                f"client.{key}", f"expected {'a number' if kind is not str else 'a string'}"
+            )
 
 
 def check_outcome(body: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -105,3 +106,26 @@ def found_process(manifest: dict[str, Any]) -> RunProcess | None:
         return None
     process = RunProcess(pid, float(create_time))
     return process if process.alive() else None
+
+
+def this_client(run_dir: Path) -> dict[str, Any]:
+    """This process as the ``client`` of a run it registers: what a service on the same machine needs
+    to see it end (``watched_client``) and to read the run folder it left."""
+    me = psutil.Process()
+    return {
+        "host": socket.gethostname(),
+        "boot_time": psutil.boot_time(),
+        "pid": me.pid,
+        "create_time": me.create_time(),
+        "run_dir": str(run_dir),
+    }
+
+
+def watched_client(client: dict[str, Any] | None) -> RunProcess | None:
+    """The registering process, when it runs on this machine (same host name and boot: a pid means
+    nothing on another machine or after a reboot); None when this service cannot watch it."""
+    if client is None or client.get("host") != socket.gethostname():
+        return None
+    if abs(float(client["boot_time"]) - psutil.boot_time()) > 1.0:
+        return None
+    return RunProcess(int(client["pid"]), float(client["create_time"]))

@@ -50,6 +50,7 @@ from service.run_process import (
     RunProcess,
     found_process,
     read_json,
+    watched_client,
     write_manifest,
 )
 from templates.render import render, template
@@ -243,9 +244,9 @@ class RunManager:
             with self._lock:
                 self._processes.pop(run_id, None)
 
-    def _finish(self, run_id: str, exit_code: int | None) -> None:
+    def _finish(self, run_id: str, exit_code: int | None, run_dir: Path | None = None) -> None:
         """Record what the run did: its result file's status, rows and error, whatever was asked."""
-        run_dir = self.run_dir(run_id)
+        run_dir = run_dir or self.run_dir(run_id)
         result = read_json(run_dir / RESULT) or {}
         with self._lock:
             cancel_requested = run_id in self._cancelled
@@ -277,16 +278,48 @@ class RunManager:
         pipeline = self.repository.named(spec["name"], spec["template"])
         if pipeline is None:
             # Names are unique: one that another template holds is refused (DuplicateName, a 409).
-            pipeline = self.repository.create(spec["name"], spec["template"], spec["params"], {})
+            pipeline = self.repository.create(
+                spec["name"], spec["template"], spec["params"], {}, pipeline_id=spec.get("id")
+            )
         with self._lock:
             self._own.add(manifest["run_id"])
         self.repository.add_run(pipeline.id, manifest["run_id"], manifest.get("trace_id"))
         started = _finished_at({"finished_at": manifest.get("started_at")}) or _now()
         self.repository.update_run(manifest["run_id"], status="running", started_at=started)
         _logger.info("run %s of pipeline %s registered by pipetrace run", manifest["run_id"], pipeline.name)
+        client = watched_client(manifest.get("client"))
+        if client is not None:
+            run_dir = Path(manifest["client"]["run_dir"])
+            threading.Thread(
+                target=self._watch_client, args=(manifest["run_id"], client, run_dir),
+                name=f"pipetrace-cli-run-{manifest['run_id']}", daemon=True,
+            ).start()  # fmt: skip
         run = self.repository.run(manifest["run_id"])
         assert run is not None
         return run
+
+    def _watch_client(self, run_id: str, client: RunProcess, run_dir: Path) -> None:
+        """Settle a registered run whose ``pipetrace run`` ended without reporting (killed, or the
+        service did not answer then): from its result file, once the run process it started, which
+        may outlive it, has ended too. A command that reports ends after the report, so a run still
+        ``running`` when it is gone is one nobody will report."""
+        client.wait(self._stopping)
+        if self._stopping.is_set() or not self._still_running(run_id):
+            return
+        run = found_process(read_json(run_dir / MANIFEST) or {})
+        if run is not None:
+            _logger.info("run %s: pipetrace run ended before its run; watching the run", run_id)
+            run.wait(self._stopping)
+            if self._stopping.is_set() or not self._still_running(run_id):
+                return
+        _logger.warning(
+            "run %s: pipetrace run ended without reporting; outcome read from %s", run_id, run_dir
+        )
+        self._finish(run_id, None, run_dir)
+
+    def _still_running(self, run_id: str) -> bool:
+        run = self.repository.run(run_id)
+        return run is not None and run["status"] == "running"
 
     def record_outcome(self, run_id: str, result: dict[str, Any]) -> bool:
         """The outcome ``pipetrace run`` reports for a run it registered; False when the run is not

@@ -106,9 +106,12 @@ class PipelineRepository:
         params: dict[str, Any],
         secret_env: dict[str, str],
         schedule: dict[str, Any] | None = None,
+        pipeline_id: str | None = None,
     ) -> Pipeline:
-        """Store a new pipeline; DuplicateName when another one has its name."""
-        pipeline_id = uuid.uuid4().hex[:16]
+        """Store a new pipeline (with ``pipeline_id`` when given and free); DuplicateName when another
+        one has its name."""
+        if pipeline_id is None or self.get(pipeline_id) is not None:
+            pipeline_id = uuid.uuid4().hex[:16]
         # Under the write lock: two requests with one name cannot both pass the check.
         with self.store.writer() as cur:
             _refuse_duplicate(cur, name, None)

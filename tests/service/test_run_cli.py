@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import LiveServer, free_port, start_server
+import psutil
+
+from tests.conftest import ALLOW_USER_CODE, LiveServer, free_port, start_server
 from tests.service.pipeline_helpers import wait_for_logs, wait_for_run
+from tests.service.test_run_restarts import TICKING_CODE, TICKS, ticks_logged, wait_for
 
 BIN = Path(sys.executable).parent
 STEPS = {"extract", "normalize", "load"}
@@ -57,6 +60,13 @@ def assert_traced(server: LiveServer, trace_id: str) -> None:
     wait_for_logs(server, f"/api/logs/correlation/{trace_id}", complete)
 
 
+def assert_pipeline_logs(server: LiveServer, pipeline_id: str, trace_id: str) -> None:
+    """The run's logs are among its pipeline's: tagged with the id the service knows it by."""
+    logs = server.get(f"/api/logs/pipeline/{pipeline_id}?limit=1000").json()["logs"]
+    assert logs and {log["trace_id"] for log in logs} == {trace_id}
+    assert {log["pipeline_id"] for log in logs} == {pipeline_id}
+
+
 def test_a_cli_run_is_a_run_of_the_service_that_answers(tmp_path: Path) -> None:
     server = start_server(tmp_path / "svc")
     try:
@@ -75,6 +85,7 @@ def test_a_cli_run_is_a_run_of_the_service_that_answers(tmp_path: Path) -> None:
         listed = server.get(f"/api/pipelines/{pipeline['id']}").json()["runs"]
         assert [r["run_id"] for r in listed] == [run_id]  # on the Pipelines page with the rest
         assert_traced(server, trace_id)
+        assert_pipeline_logs(server, pipeline["id"], trace_id)
         again = simple_run(tmp_path, tmp_path / "cli", server.url)
         assert again.returncode == 0, again.stderr
         assert len(server.get(f"/api/pipelines/{pipeline['id']}").json()["runs"]) == 2  # the same pipeline
@@ -107,6 +118,7 @@ def test_with_no_service_the_run_is_spooled_and_adopted_when_one_starts(tmp_path
         assert not list((data_dir / "run-spool").glob("otlp-*/*.otlp.json"))  # drained
         (pipeline,) = server.get("/api/pipelines").json()["pipelines"]
         assert pipeline["name"] == "local things"
+        assert_pipeline_logs(server, pipeline["id"], trace_id)  # the id its telemetry carried
     finally:
         server.stop()
     restarted = start_server(data_dir)  # adopted once, not again
@@ -130,3 +142,66 @@ def test_pipetrace_run_refuses_bad_parameters(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = pipetrace_run(tmp_path, url, "simple", "--param", "bucket_url=/x", "--param", "table_name=a b")
     assert result.returncode == 2 and "params.table_name" in result.stderr
+
+
+def start_cli_run(tmp_path: Path, server: LiveServer, code: str) -> subprocess.Popen[str]:
+    (tmp_path / "code.py").write_text(code)
+    env = {
+        **os.environ,
+        **ALLOW_USER_CODE,
+        "PIPETRACE_DATA_DIR": str(tmp_path / "cli"),
+        "PIPETRACE_URL": server.url,
+    }
+    code_param = f"code=@{tmp_path / 'code.py'}"
+    return subprocess.Popen(
+        [str(BIN / "pipetrace"), "run", "dlt_code", "--param", code_param, "--name", "ticking"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def registered_run(server: LiveServer) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def running() -> bool:
+        pipelines = server.get("/api/pipelines").json()["pipelines"]
+        runs = server.get(f"/api/pipelines/{pipelines[0]['id']}").json()["runs"] if pipelines else []
+        found[:] = runs
+        return bool(runs) and runs[0]["status"] == "running"
+
+    wait_for(running, "the cli run registered")
+    return found[0]
+
+
+def test_a_cli_run_whose_command_is_killed_is_settled_by_what_the_run_did(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "svc", env=ALLOW_USER_CODE)
+    try:
+        cli = start_cli_run(tmp_path, server, TICKING_CODE)
+        run = registered_run(server)
+        wait_for(lambda: bool(ticks_logged(server, run["pipeline_id"])), "a tick stored")
+        cli.kill()  # the command only: its run goes on, and nobody will report its outcome
+        cli.communicate(timeout=30)
+        settled = wait_for_run(server, run["run_id"], timeout=90)
+        assert (settled["status"], settled["rows_loaded"], settled["error"]) == (
+            "succeeded",
+            {"ticks": TICKS},
+            None,
+        )
+    finally:
+        server.stop()
+
+
+def test_a_cli_run_killed_with_its_command_is_failed_saying_so(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "svc", env=ALLOW_USER_CODE)
+    try:
+        cli = start_cli_run(tmp_path, server, TICKING_CODE)
+        run = registered_run(server)
+        wait_for(lambda: bool(ticks_logged(server, run["pipeline_id"])), "a tick stored")
+        for process in [psutil.Process(cli.pid), *psutil.Process(cli.pid).children(recursive=True)]:
+            process.kill()  # the command and its run, before either could report
+        cli.communicate(timeout=30)
+        settled = wait_for_run(server, run["run_id"], timeout=60)
+        assert settled["status"] == "failed" and settled["rows_loaded"] == {}
+        assert settled["error"]["type"] == "ProcessExit"
+        assert "reported no outcome" in settled["error"]["message"]
+    finally:
+        server.stop()
