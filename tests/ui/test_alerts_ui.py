@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from tests.alert_receivers import WebhookReceiver, webhook_receiver
 from tests.conftest import LiveServer, start_server
@@ -54,6 +54,8 @@ def _row(page: Page, name: str) -> Any:
 def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifies(
     server: LiveServer, receiver: WebhookReceiver, page: Page
 ) -> None:
+    reads: list[Request] = []
+    page.on("request", lambda request: reads.append(request) if request.method == "GET" else None)
     page.goto(f"{server.url}/#/alerts")
     expect(page.locator("h1")).to_have_text("Alerts")
     page.fill("#rule-name", "warehouse refused")
@@ -93,6 +95,14 @@ def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifi
     expect(firing_entry.locator("a", has_text="matching logs")).to_have_attribute(
         "href", "#/logs?q=connection+refused&level=ERROR"
     )
+    # A quiet rule beside it, for the screenshot.
+    nightly = {
+        "name": "nightly orders failed",
+        "kind": "run_failed",
+        "notify": [{"type": "slack", "url": "https://hooks.slack.com/services/T0/B0/x"}],
+    }
+    assert server.post("/api/alerts/rules", json=nightly).status_code == 201
+    expect(_row(page, "nightly orders failed").locator(".badge.alert-ok")).to_be_visible()
     shot(page, "alerts")
 
     # From another view: the header still counts it and leads back to the Alerts view.
@@ -101,6 +111,10 @@ def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifi
     expect(badge).to_have_text("1 firing")
     badge.click()
     expect(page.locator("h1")).to_have_text("Alerts")
+
+    # The header's polls, like the UI's other reads, ask not to be recorded (sampled flag off).
+    polls = [r for r in reads if r.url.endswith("/api/alerts/rules")]
+    assert len(polls) >= 2 and all(r.headers["traceparent"].endswith("-00") for r in polls)
 
     # The window passes, the count drops to 0: resolved, in the table, the header and the receiver.
     expect(_row(page, "warehouse refused").locator(".badge.alert-resolved")).to_be_visible(timeout=SLOW_MS)

@@ -5,7 +5,7 @@ import { showFiring } from "../alertbadge.js";
 import { ruleForm } from "../alertform.js";
 import { api } from "../api.js";
 import { el, statusLine, view } from "../dom.js";
-import { shortTime } from "../format.js";
+import { shortTime, timeParts } from "../format.js";
 import { knownPipelines, pipelineLabel } from "../names.js";
 
 const REFRESH_MS = 3_000;
@@ -64,7 +64,7 @@ function historyTable(history, rules, names) {
     el("tbody", {}, history.map((entry) => {
       const rule = rules.get(entry.rule_id);
       return el("tr", { "data-history-id": entry.id, "data-rule-id": entry.rule_id },
-        el("td", { class: "time" }, shortTime(entry.at)),
+        el("td", { class: "time" }, el("time", { datetime: entry.at }, ...timeParts(entry.at).map((part, i) => el("span", { class: i ? "clock" : "date" }, part)))),
         el("td", {}, entry.rule_name),
         el("td", {}, subjectLabel(entry.key, names)),
         el("td", { class: "transition" }, stateBadge(entry.from), " → ", stateBadge(entry.to), entry.silenced ? el("small", { class: "muted" }, " silenced") : ""),
@@ -218,7 +218,7 @@ export async function alertsView() {
     status(`${rules.length} ${rules.length === 1 ? "rule" : "rules"}, ${firing} firing`);
   };
 
-  view.replaceChildren(el("h1", {}, "Alerts"), note, rulesBox, editor, silenceForm, el("h2", {}, "History"), historyBox);
+  view.replaceChildren(el("h1", {}, "Alerts"), note, rulesBox, el("h2", {}, "History"), historyBox, editor, silenceForm);
   showNewForm();
   await refresh();
   const timer = setInterval(refresh, REFRESH_MS);
