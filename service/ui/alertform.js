@@ -53,7 +53,9 @@ function paramInput(spec, value) {
   const id = `param-${spec.name}`;
   const shown = value === undefined ? spec.value : value;
   let input;
-  if (spec.type === "checkbox") {
+  if (spec.type === "json") {
+    input = el("input", { id, value: JSON.stringify(shown), size: "30", spellcheck: "false" });
+  } else if (spec.type === "checkbox") {
     input = el("input", { id, type: "checkbox", checked: shown === true });
   } else if (spec.type === "level") {
     input = el("select", { id }, ["", ...LEVELS].map((level) => el("option", { value: level, selected: level === (shown || "") }, level || "any")));
@@ -65,6 +67,13 @@ function paramInput(spec, value) {
     const empty = spec.empty === null ? null : undefined;
     if (spec.type === "checkbox") return input.checked;
     if (spec.type === "number") return numberOf(input, empty);
+    if (spec.type === "json") {
+      try {
+        return JSON.parse(input.value);
+      } catch {
+        return input.value; // sent as typed: the service names the parameter it refuses
+      }
+    }
     return input.value.trim() === "" ? empty : input.value.trim();
   };
   return { node: el("div", { class: "field" }, el("label", { for: id }, spec.name), input, el("small", {}, spec.help)), read };
@@ -117,7 +126,10 @@ export function ruleForm({ rule, pipelines, onSaved, onCancel }) {
   let params = [];
   const showParams = () => {
     const values = kind.value === start.kind ? start.params : {};
-    params = PARAMS[kind.value].map((spec) => [spec.name, paramInput(spec, values[spec.name])]);
+    // A parameter this form does not know (one a newer service added) is shown as JSON and kept.
+    const listed = PARAMS[kind.value].map((spec) => spec.name);
+    const extra = Object.keys(values).filter((key) => !listed.includes(key)).map((key) => ({ name: key, type: "json", help: "JSON; kept as it is unless changed." }));
+    params = [...PARAMS[kind.value], ...extra].map((spec) => [spec.name, paramInput(spec, values[spec.name])]);
     paramsBox.replaceChildren(el("legend", {}, `Parameters of ${kind.value}`),
       ...(params.length ? params.map(([, p]) => p.node) : [el("small", {}, "None.")]));
     pipelineField.hidden = kind.value === "ingest_health"; // it watches the service, not pipelines

@@ -265,6 +265,30 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
     page.fill("#silence-comment", "holiday")
     page.click("#silence-form button[type=submit]")
     expect(_row(page, "slow orders").locator(".muted-until")).to_contain_text("muted until 2099-01-31")
+    # A pipeline muted for every rule: shown on the rules that watch it, listed, and ended there.
+    page.select_option("#silence-rule", "")
+    page.fill("#silence-comment", "")
+    page.click("#silence-form button[type=submit]")
+    expect(page.locator("#silence-error")).to_have_text(
+        "rule_id: give rule_id, pipeline_id or both: a silence mutes something"
+    )
+    page.fill("#silence-pipeline", "orders")
+    page.fill("#silence-until", "2099-02-01T12:00")
+    page.click("#silence-form button[type=submit]")
+    muted_orders = _row(page, "empty orders").locator(".muted-until")
+    expect(_row(page, "empty orders").locator("td.pipelines")).to_have_text("orders, customers")
+    expect(muted_orders).to_have_text("muted for orders (every rule) until 2099-02-01 12:00:00 UTC")
+    expect(page.locator("table.alert-silences tbody tr")).to_have_count(2)
+    pipeline_silence = page.locator("table.alert-silences tr", has_text="every rule")
+    expect(pipeline_silence).to_contain_text("orders")
+    pipeline_silence.locator("button", has_text="End").click()
+    expect(_row(page, "empty orders").locator("td.silence")).to_have_text("not muted")
+    (left,) = server.get("/api/alerts/silences").json()["silences"]
+    assert (left["rule_id"], left["pipeline_id"], left["comment"]) == (
+        _rule_named(server, "slow orders")["id"],
+        None,
+        "holiday",
+    )
 
     # Deleted, after the confirmation.
     page.once("dialog", lambda dialog: dialog.accept())

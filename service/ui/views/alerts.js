@@ -20,9 +20,21 @@ function subjectLabel(key, names) {
   return key ? pipelineLabel(key, names) : "the store";
 }
 
-// Silences that still mute something of this rule (the rule, or the rule for one pipeline).
-function activeSilences(silences, ruleId, now) {
-  return silences.filter((s) => s.rule_id === ruleId && Date.parse(s.until) > now);
+// Silences still in force that mute this rule: its own (for all its subjects or one pipeline), and
+// those of a pipeline it watches (for every rule). Ended ones are listed by the API until deleted.
+function silencesOf(rule, silences, now) {
+  return silences.filter((s) => {
+    if (Date.parse(s.until) <= now || (s.rule_id && s.rule_id !== rule.id)) return false;
+    if (s.rule_id) return true;
+    // A pipeline's silence mutes the subjects that are that pipeline: not the service, not the store.
+    if (rule.kind === "ingest_health" || (rule.kind === "log_condition" && !rule.pipeline_ids.length)) return false;
+    return !rule.pipeline_ids.length || rule.pipeline_ids.includes(s.pipeline_id);
+  });
+}
+
+function silenceText(silence, names) {
+  const pipeline = silence.pipeline_id ? [" for ", pipelineLabel(silence.pipeline_id, names)] : [];
+  return ["muted", ...pipeline, silence.rule_id ? "" : " (every rule)", ` until ${shortTime(silence.until)}`];
 }
 
 // Where a transition points: its run, trace and logs; a log rule's matching logs.
@@ -74,6 +86,19 @@ function historyTable(history, rules, names) {
     }))));
 }
 
+function silencesTable(active, rules, names, onEnd) {
+  if (!active.length) return el("p", { class: "empty" }, "Nothing is muted.");
+  const byId = new Map(rules.map((r) => [r.id, r.name]));
+  return el("table", { class: "alert-silences", "aria-label": "Silences in force" },
+    el("thead", {}, el("tr", {}, ["Rule", "Pipeline", "Until", "Comment", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, active.map((s) => el("tr", { "data-silence-id": s.id },
+      el("td", {}, s.rule_id ? byId.get(s.rule_id) || s.rule_id : "every rule"),
+      el("td", {}, s.pipeline_id ? pipelineLabel(s.pipeline_id, names) : "every pipeline"),
+      el("td", {}, shortTime(s.until)),
+      el("td", {}, s.comment || ""),
+      el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => onEnd(s) }, "End"))))));
+}
+
 export async function alertsView() {
   const status = statusLine();
   const pipelines = await knownPipelines();
@@ -82,6 +107,7 @@ export async function alertsView() {
   const rulesBox = el("div", { id: "alert-rules" });
   const historyBox = el("div", { id: "alert-history" });
   const editor = el("div", { id: "rule-editor" });
+  const silencesBox = el("div", { id: "alert-silences" });
   let rules = [];
   let silences = [];
   let historyLimit = HISTORY_PAGE;
@@ -101,8 +127,9 @@ export async function alertsView() {
   const mute = (rule, until, comment) => act(`Muting ${rule.name}`,
     () => api("/api/alerts/silences", { method: "POST", json: { rule_id: rule.id, until: until.toISOString(), ...(comment ? { comment } : {}) } }),
     (silence) => `${rule.name} muted until ${shortTime(silence.until)}.`);
+  const endSilence = (silence) => api(`/api/alerts/silences/${encodeURIComponent(silence.id)}`, { method: "DELETE" });
   const unmute = (rule) => act(`Unmuting ${rule.name}`,
-    () => Promise.all(activeSilences(silences, rule.id, Date.now()).map((s) => api(`/api/alerts/silences/${encodeURIComponent(s.id)}`, { method: "DELETE" }))),
+    () => Promise.all(silencesOf(rule, silences, Date.now()).filter((s) => s.rule_id === rule.id).map(endSilence)),
     () => `${rule.name} unmuted.`);
   const sendTest = (rule) => act(`Test notification of ${rule.name}`,
     () => api(`/api/alerts/rules/${encodeURIComponent(rule.id)}/test`, { method: "POST" }),
@@ -133,12 +160,16 @@ export async function alertsView() {
 
   // Muting until a chosen time: one form below the table, which the table's refreshes leave alone.
   const silenceRule = el("select", { id: "silence-rule" });
+  const silencePipeline = el("input", { id: "silence-pipeline", list: "silence-pipelines", size: "30", placeholder: "every pipeline" });
   const silenceUntil = el("input", { id: "silence-until", type: "datetime-local" });
   const silenceComment = el("input", { id: "silence-comment", size: "30" });
-  const silenceError = el("p", { class: "form-error", role: "alert" });
-  const silenceForm = el("form", { class: "silence-form", id: "silence-form", "aria-label": "Mute a rule until a time" },
-    el("h2", {}, "Mute a rule until a time"),
+  const silenceError = el("p", { class: "form-error", role: "alert", id: "silence-error" });
+  const silenceForm = el("form", { class: "silence-form", id: "silence-form", "aria-label": "Mute until a time" },
+    el("h2", {}, "Mute a rule or a pipeline until a time"),
     el("div", { class: "field" }, el("label", { for: "silence-rule" }, "Rule"), silenceRule),
+    el("div", { class: "field" }, el("label", { for: "silence-pipeline" }, "Pipeline"), silencePipeline,
+      el("datalist", { id: "silence-pipelines" }, pipelines.map((p) => el("option", { value: p.id }, p.name))),
+      el("small", {}, "A pipeline id: mutes the rule (or every rule) for that pipeline only.")),
     el("div", { class: "field" }, el("label", { for: "silence-until" }, "Until (local time)"), silenceUntil),
     el("div", { class: "field" }, el("label", { for: "silence-comment" }, "Comment"), silenceComment),
     silenceError,
@@ -147,14 +178,19 @@ export async function alertsView() {
     event.preventDefault();
     silenceError.textContent = "";
     const rule = rules.find((r) => r.id === silenceRule.value);
+    const pipeline = silencePipeline.value.trim();
     const until = new Date(silenceUntil.value);
-    if (!rule || Number.isNaN(until.getTime())) {
-      silenceError.textContent = rule ? "until: choose a date and a time" : "rule: choose a rule";
+    if (Number.isNaN(until.getTime())) {
+      silenceError.textContent = "until: choose a date and a time";
       return;
     }
+    const body = { until: until.toISOString() };
+    if (rule) body.rule_id = rule.id;
+    if (pipeline) body.pipeline_id = pipeline;
+    if (silenceComment.value) body.comment = silenceComment.value;
     try {
-      const silence = await api("/api/alerts/silences", { method: "POST", json: { rule_id: rule.id, until: until.toISOString(), ...(silenceComment.value ? { comment: silenceComment.value } : {}) } });
-      say(`${rule.name} muted until ${shortTime(silence.until)}.`);
+      const silence = await api("/api/alerts/silences", { method: "POST", json: body });
+      say(`${rule ? rule.name : "Every rule"}${pipeline ? ` for ${pipeline}` : ""} muted until ${shortTime(silence.until)}.`);
       await refresh();
     } catch (error) {
       silenceError.textContent = error.message;
@@ -167,23 +203,24 @@ export async function alertsView() {
   };
 
   const ruleRow = (rule, now) => {
-    const muted = activeSilences(silences, rule.id, now);
+    const muted = silencesOf(rule, silences, now);
+    const own = muted.some((s) => s.rule_id === rule.id);
     const firing = rule.subjects.filter((s) => s.state !== "ok");
     return el("tr", { "data-rule-id": rule.id, class: `rule state-${rule.state}` },
       el("td", {}, el("strong", { class: "rule-name" }, rule.name), rule.enabled ? "" : el("small", { class: "muted" }, " (disabled)")),
       el("td", {}, el("code", {}, rule.kind)),
-      el("td", {}, rule.kind === "ingest_health" ? "the service" : rule.pipeline_ids.length ? rule.pipeline_ids.map((id, i) => [i ? ", " : "", pipelineLabel(id, names)]) : "all"),
+      el("td", { class: "pipelines" }, rule.kind === "ingest_health" ? "the service" : rule.pipeline_ids.length ? rule.pipeline_ids.flatMap((id, i) => [i ? ", " : "", pipelineLabel(id, names)]) : "all"),
       el("td", { class: "state" }, stateBadge(rule.state),
         firing.length ? el("ul", { class: "subjects" }, firing.map((s) => el("li", {}, subjectLabel(s.key, names), `: ${s.state}`, s.details.summary ? ` · ${s.details.summary}` : ""))) : ""),
       el("td", { class: "evaluated" }, rule.evaluated_at ? shortTime(rule.evaluated_at) : el("span", { class: "muted" }, "not yet"),
         rule.evaluation_error ? el("div", { class: "form-error" }, rule.evaluation_error) : ""),
       el("td", { class: "silence" }, muted.length
-        ? muted.map((s) => el("div", { class: "muted-until" }, "muted", s.pipeline_id ? [" for ", pipelineLabel(s.pipeline_id, names)] : "", ` until ${shortTime(s.until)}`))
+        ? muted.map((s) => el("div", { class: "muted-until" }, silenceText(s, names)))
         : el("span", { class: "muted" }, "not muted")),
       el("td", {}, el("div", { class: "rule-actions" },
         el("button", { type: "button", class: "secondary", onclick: () => edit(rule) }, "Edit"),
         el("button", { type: "button", class: "secondary", disabled: !rule.notify.length, title: rule.notify.length ? "" : "The rule has no targets", onclick: () => sendTest(rule) }, "Send test"),
-        muted.length
+        own
           ? el("button", { type: "button", class: "secondary", onclick: () => unmute(rule) }, "Unmute")
           : [el("button", { type: "button", class: "secondary", onclick: () => mute(rule, new Date(Date.now() + HOUR_MS)) }, "Mute 1 h"),
             el("button", { type: "button", class: "secondary", onclick: () => mute(rule, new Date(Date.now() + 24 * HOUR_MS)) }, "Mute 1 d"),
@@ -209,7 +246,9 @@ export async function alertsView() {
         el("tbody", {}, rules.map((rule) => ruleRow(rule, now)))))
       : el("p", { class: "empty" }, "No rules yet: create one below."));
     const chosen = silenceRule.value;
-    silenceRule.replaceChildren(...rules.map((r) => el("option", { value: r.id, selected: r.id === chosen }, r.name)));
+    silenceRule.replaceChildren(el("option", { value: "" }, "(every rule)"), ...rules.map((r) => el("option", { value: r.id, selected: r.id === chosen }, r.name)));
+    silencesBox.replaceChildren(silencesTable(silences.filter((si) => Date.parse(si.until) > now), rules, names, (silence) =>
+      act("Ending the silence", () => endSilence(silence), () => "Silence ended.")));
     historyBox.replaceChildren(historyTable(history, new Map(rules.map((r) => [r.id, r])), names),
       more !== null && historyLimit < 1000
         ? el("button", { type: "button", class: "more", onclick: () => { historyLimit += HISTORY_PAGE; refresh(); } }, `Show ${HISTORY_PAGE} older`)
@@ -218,7 +257,8 @@ export async function alertsView() {
     status(`${rules.length} ${rules.length === 1 ? "rule" : "rules"}, ${firing} firing`);
   };
 
-  view.replaceChildren(el("h1", {}, "Alerts"), note, rulesBox, el("h2", {}, "History"), historyBox, editor, silenceForm);
+  view.replaceChildren(el("h1", {}, "Alerts"), note, rulesBox, el("h2", {}, "History"), historyBox, editor,
+    el("h2", {}, "Silences"), silencesBox, silenceForm);
   showNewForm();
   await refresh();
   const timer = setInterval(refresh, REFRESH_MS);
