@@ -9,6 +9,7 @@ The view's screenshot is saved to ``docs/screenshots/alerts.png`` (the README sh
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from playwright.sync_api import Page, Request, expect
 from tests.alert_receivers import WebhookReceiver, webhook_receiver
 from tests.conftest import LiveServer, start_server
 from tests.helpers import make_record, wait_until
+from tests.service.pipeline_helpers import create
 from tests.ui.screenshots import shot
 
 # Generous: the machine running the tests may be busy; nothing here measures time.
@@ -184,8 +186,11 @@ def _create(
 
 
 def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_beside_it(
-    server: LiveServer, page: Page
+    server: LiveServer, page: Page, tmp_path: Path
 ) -> None:
+    nightly = create(
+        server, "simple", {"bucket_url": str(tmp_path), "table_name": "rows"}, name="nightly orders"
+    )
     page.goto(f"{server.url}/#/alerts")
     error = page.locator("#rule-error")
     # Refused by the service: the message names the field, which the form marks.
@@ -203,6 +208,7 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
         "#param-table": "orders",
         "#param-min_rows": "1.5",
         "#rule-other-pipelines": "orders, customers",
+        "#rule-form input[aria-label='nightly orders']": True,
     }
     _create(
         page, "empty orders", "no_rows", fields, [("webhook", "https://hooks.example.com/services/T0/B0/xyz")]
@@ -240,7 +246,7 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
     assert made == {
         "stale orders": {**base, "kind": "freshness", "repeat_seconds": None,
                          "params": {"window_seconds": 93600}},
-        "empty orders": {**base, "kind": "no_rows", "pipeline_ids": ["orders", "customers"],
+        "empty orders": {**base, "kind": "no_rows", "pipeline_ids": [nightly["id"], "orders", "customers"],
                          "params": {"table": "orders", "min_rows": 10}, "notify": [hooks]},
         "slow orders": {**base, "kind": "slow_run", "for_seconds": 60,
                         "params": {"factor": 2.5, "last_n": 10, "min_runs": 3}, "notify": [emails]},
@@ -276,7 +282,9 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
     page.fill("#silence-until", "2099-02-01T12:00")
     page.click("#silence-form button[type=submit]")
     muted_orders = _row(page, "empty orders").locator(".muted-until")
-    expect(_row(page, "empty orders").locator("td.pipelines")).to_have_text("orders, customers")
+    expect(_row(page, "empty orders").locator("td.pipelines")).to_have_text(
+        "nightly orders, orders, customers"
+    )
     expect(muted_orders).to_have_text("muted for orders (every rule) until 2099-02-01 12:00:00 UTC")
     expect(page.locator("table.alert-silences tbody tr")).to_have_count(2)
     pipeline_silence = page.locator("table.alert-silences tr", has_text="every rule")

@@ -205,13 +205,13 @@ export async function alertsView() {
   const ruleRow = (rule, now) => {
     const muted = silencesOf(rule, silences, now);
     const own = muted.some((s) => s.rule_id === rule.id);
-    const firing = rule.subjects.filter((s) => s.state !== "ok");
+    const notOk = rule.subjects.filter((s) => s.state !== "ok");
     return el("tr", { "data-rule-id": rule.id, class: `rule state-${rule.state}` },
       el("td", {}, el("strong", { class: "rule-name" }, rule.name), rule.enabled ? "" : el("small", { class: "muted" }, " (disabled)")),
       el("td", {}, el("code", {}, rule.kind)),
       el("td", { class: "pipelines" }, rule.kind === "ingest_health" ? "the service" : rule.pipeline_ids.length ? rule.pipeline_ids.flatMap((id, i) => [i ? ", " : "", pipelineLabel(id, names)]) : "all"),
       el("td", { class: "state" }, stateBadge(rule.state),
-        firing.length ? el("ul", { class: "subjects" }, firing.map((s) => el("li", {}, subjectLabel(s.key, names), `: ${s.state}`, s.details.summary ? ` · ${s.details.summary}` : ""))) : ""),
+        notOk.length ? el("ul", { class: "subjects" }, notOk.map((s) => el("li", {}, subjectLabel(s.key, names), `: ${s.state}`, s.details.summary ? ` · ${s.details.summary}` : ""))) : ""),
       el("td", { class: "evaluated" }, rule.evaluated_at ? shortTime(rule.evaluated_at) : el("span", { class: "muted" }, "not yet"),
         rule.evaluation_error ? el("div", { class: "form-error" }, rule.evaluation_error) : ""),
       el("td", { class: "silence" }, muted.length
@@ -228,11 +228,13 @@ export async function alertsView() {
         el("button", { type: "button", class: "danger", onclick: () => remove(rule) }, "Delete"))));
   };
 
+  let lastShown = "";
   const refresh = async () => {
+    let answers;
     let history;
     let more;
     try {
-      const answers = await Promise.all([api("/api/alerts/rules"), api("/api/alerts/silences"), api(`/api/alerts/history?limit=${historyLimit}`)]);
+      answers = await Promise.all([api("/api/alerts/rules"), api("/api/alerts/silences"), api(`/api/alerts/history?limit=${historyLimit}`)]);
       [{ rules }, { silences }, { history, next_before: more }] = answers;
     } catch (error) {
       status(`The alerts could not be read: ${error.message}`);
@@ -240,6 +242,13 @@ export async function alertsView() {
     }
     showFiring(rules);
     const now = Date.now();
+    // Drawn again only when something changed (a silence ending is a change), so a refresh does not
+    // take the focus from a button the user is on; when it did change, the focus goes to the same one.
+    const shown = JSON.stringify([answers, silences.filter((si) => Date.parse(si.until) > now).map((si) => si.id)]);
+    if (shown === lastShown) return;
+    lastShown = shown;
+    const focused = document.activeElement;
+    const row = focused && focused.tagName === "BUTTON" ? focused.closest("[data-rule-id], [data-silence-id]") : null;
     rulesBox.replaceChildren(rules.length
       ? el("div", { class: "scroll" }, el("table", { class: "alert-rules", "aria-label": "Alert rules" },
         el("thead", {}, el("tr", {}, ["Rule", "Kind", "Pipelines", "State", "Last evaluation", "Silence", ""].map((h) => el("th", { scope: "col" }, h)))),
@@ -253,6 +262,11 @@ export async function alertsView() {
       more !== null && historyLimit < 1000
         ? el("button", { type: "button", class: "more", onclick: () => { historyLimit += HISTORY_PAGE; refresh(); } }, `Show ${HISTORY_PAGE} older`)
         : "");
+    if (row) {
+      const [key, id] = row.dataset.ruleId ? ["rule-id", row.dataset.ruleId] : ["silence-id", row.dataset.silenceId];
+      const again = [...view.querySelectorAll(`[data-${key}="${CSS.escape(id)}"] button`)].find((b) => b.textContent === focused.textContent);
+      if (again) again.focus();
+    }
     const firing = rules.filter((r) => r.state === "firing").length;
     status(`${rules.length} ${rules.length === 1 ? "rule" : "rules"}, ${firing} firing`);
   };
