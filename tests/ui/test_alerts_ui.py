@@ -1,13 +1,15 @@
 """Issue 19, the Alerts view, in a real browser against a running ``pipetrace serve`` whose alert loop
 runs every half second: a rule made in the form fires on real OTLP logs, shows in the header on every
 view, resolves when its window passes, and a real webhook receiver gets Alertmanager's payloads; an edit
-keeps the masked webhook URL; a silence shows as muted; every kind's form sends and edits its params.
+keeps the masked webhook URL; a silence shows as muted; every kind's form sends and edits its params;
+a real failed run's transition links to its run, trace and logs.
 
 The view's screenshot is saved to ``docs/screenshots/alerts.png`` (the README shows it).
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,15 +20,28 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from playwright.sync_api import Page, Request, expect
 
 from tests.alert_receivers import WebhookReceiver, webhook_receiver
-from tests.conftest import LiveServer, start_server
+from tests.conftest import ALLOW_USER_CODE, LiveServer, start_server
 from tests.helpers import make_record, wait_until
-from tests.service.pipeline_helpers import create
+from tests.service.pipeline_helpers import create, start, wait_for_run
 from tests.ui.screenshots import shot
 
 # Generous: the machine running the tests may be busy; nothing here measures time.
 SLOW_MS = 90_000
 WINDOW_S = 20
 SECRET_PATH = "/hook/s3cret-token-0042"
+FAILING_CODE = textwrap.dedent(
+    """
+    import dlt
+
+    @dlt.resource(name="orders")
+    def orders():
+        raise RuntimeError("the warehouse is down")
+        yield []
+
+    def data_source():
+        return orders
+    """
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +52,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    env = {"PIPETRACE_ALERT_INTERVAL_SECONDS": "0.5", "PIPETRACE_ALERT_RETRY_SECONDS": "0"}
+    env = {**ALLOW_USER_CODE, "PIPETRACE_ALERT_INTERVAL_SECONDS": "0.5", "PIPETRACE_ALERT_RETRY_SECONDS": "0"}
     live = start_server(tmp_path_factory.mktemp("alerts") / "data", env=env)
     yield live
     live.stop()
@@ -97,10 +112,11 @@ def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifi
     expect(firing_entry.locator("a", has_text="matching logs")).to_have_attribute(
         "href", "#/logs?q=connection+refused&level=ERROR"
     )
-    # A quiet rule beside it, for the screenshot.
+    # A quiet rule beside it, for the screenshot (on a pipeline no test runs: it never notifies).
     nightly = {
         "name": "nightly orders failed",
         "kind": "run_failed",
+        "pipeline_ids": ["orders"],
         "notify": [{"type": "slack", "url": "https://hooks.slack.com/services/T0/B0/x"}],
     }
     assert server.post("/api/alerts/rules", json=nightly).status_code == 201
@@ -303,3 +319,24 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
     _row(page, "ingest spool").locator("button", has_text="Delete").click()
     expect(_row(page, "ingest spool")).to_have_count(0)
     assert [r for r in server.get("/api/alerts/rules").json()["rules"] if r["name"] == "ingest spool"] == []
+
+
+def test_a_failed_run_s_transition_links_to_its_run_trace_and_logs(server: LiveServer, page: Page) -> None:
+    pipeline = create(server, "dlt_code", {"code": FAILING_CODE}, name="broken load")
+    body = {"name": "broken load failed", "kind": "run_failed", "pipeline_ids": [pipeline["id"]]}
+    assert server.post("/api/alerts/rules", json=body).status_code == 201
+    run = wait_for_run(server, start(server, pipeline["id"])["run_id"])
+    assert run["status"] == "failed"
+    page.goto(f"{server.url}/#/alerts")
+    entry = page.locator("table.alert-history tr", has_text="broken load failed")
+    expect(entry.locator(".transition")).to_contain_text("ok → firing", timeout=SLOW_MS)
+    expect(entry).to_contain_text("the warehouse is down")
+    expect(entry.get_by_role("link", name="trace", exact=True)).to_have_attribute(
+        "href", f"#/trace/{run['trace_id']}"
+    )
+    logs = f"#/logs?pipeline_id={pipeline['id']}&run_id={run['run_id']}"
+    expect(entry.get_by_role("link", name="logs", exact=True)).to_have_attribute("href", logs)
+    expect(_row(page, "broken load failed").locator("td.pipelines")).to_have_text("broken load")
+    entry.get_by_role("link", name="run", exact=True).click()
+    expect(page.locator("#run-status")).to_have_text("failed")
+    expect(page.locator("h1")).to_contain_text(run["run_id"])
