@@ -58,6 +58,7 @@ export async function api(path, options = {}) {
     if (!response.ok) {
       const error = new Error(body.error ? body.error.message : `${response.status} ${response.statusText}`);
       error.status = response.status;
+      error.parameter = body.error ? body.error.parameter : undefined; // the field a 400 names
       throw error;
     }
     return body;

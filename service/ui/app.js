@@ -1,7 +1,9 @@
 // Pipetrace's web UI: plain ES modules over the JSON API, no build step, no framework. This module is
 // the router: one view module per page under views/, shared helpers beside it.
 
+import { startFiringBadge } from "./alertbadge.js";
 import { el, nextPage, view } from "./dom.js";
+import { alertsView } from "./views/alerts.js";
 import { logsView } from "./views/logs.js";
 import { pipelinesView } from "./views/pipelines.js";
 import { runView } from "./views/run.js";
@@ -33,6 +35,7 @@ async function route() {
     else if (name === "run" && id) cleanup = await runView(decodeURIComponent(id));
     else if (name === "pipelines") cleanup = await pipelinesView();
     else if (name === "stats") cleanup = await statsView(filters);
+    else if (name === "alerts") cleanup = await alertsView();
     else cleanup = await logsView(filters);
   } catch (error) {
     view.replaceChildren(el("h1", {}, "Something went wrong"), el("p", {}, error.message));
@@ -50,3 +53,4 @@ document.addEventListener("keydown", (event) => {
   }
 });
 route();
+startFiringBadge();
