@@ -17,6 +17,7 @@ _LATEST_FINISHED_RUNS = statement("alert_latest_finished_runs")
 _LAST_SUCCESS = statement("alert_last_success")
 _RECENT_RUNS = statement("alert_recent_runs")
 _LOG_MATCHES = statement("alert_log_matches")
+_LOG_RATE = statement("alert_log_rate")
 
 
 class AlertQueries:
@@ -68,6 +69,32 @@ class AlertQueries:
         }
         return {
             row["key"]: int(row["matches"]) for row in records(_LOG_MATCHES.run(self.store.cursor(), values))
+        }
+
+    def log_rate(
+        self,
+        *,
+        since: datetime.datetime,
+        until: datetime.datetime,
+        min_level: int,
+        service_name: str | None,
+        text: str | None,
+        pipeline_ids: Sequence[str],
+    ) -> dict[str, tuple[int, int]]:
+        """Records matching the filters in [since, until) and how many of them are at or above
+        ``min_level``: (at level, all), keyed as ``log_matches`` keys its counts."""
+        values = {
+            "since_ns": _ns(since),
+            "until_ns": _ns(until),
+            "min_level": min_level,
+            "service_name": service_name,
+            "text": text,
+            "pipeline_ids": list(pipeline_ids),
+            "per_pipeline": bool(pipeline_ids),
+        }
+        return {
+            row["key"]: (int(row["at_level"]), int(row["matches"]))
+            for row in records(_LOG_RATE.run(self.store.cursor(), values))
         }
 
 

@@ -146,7 +146,7 @@ def _silenced(rule: StoredRule, instance: Instance, silences: Sequence[Mapping[s
 
 # Figures that move with every evaluation (an age, a count): a change of these alone is not written,
 # so a firing freshness rule costs no write per evaluation. A new run, trace or error is.
-_MOVING = frozenset({"value", "summary"})
+_MOVING = frozenset({"value", "summary", "records", "at_level"})
 
 
 def _same(details: Mapping[str, Any], before: Mapping[str, Any]) -> bool:

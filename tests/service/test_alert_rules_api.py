@@ -70,6 +70,42 @@ BASE: dict[str, Any] = {"name": "r", "kind": "run_failed"}
             {"name": "r", "kind": "log_condition", "params": {"window_seconds": 60, "level": "LOUD"}},
             "params.level",
         ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": 101},
+            },
+            "params.error_rate_percent",
+        ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": "5"},
+            },
+            "params.error_rate_percent",
+        ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": 5, "min_records": 0},
+            },
+            "params.min_records",
+        ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": 5, "threshold": 3},
+            },
+            "params.threshold",
+        ),
+        (
+            {"name": "r", "kind": "log_condition", "params": {"window_seconds": 60, "min_records": 5}},
+            "params.min_records",
+        ),
         ({"name": "r", "kind": "ingest_health", "pipeline_ids": ["p1"]}, "pipeline_ids"),
         (
             {"name": "r", "kind": "ingest_health", "params": {"breaker_open": False, "dropped_above": None}},
@@ -90,6 +126,20 @@ def test_a_bad_definition_gets_a_400_naming_the_field(client: FlaskClient, body:
     assert response.status_code == 400, response.json
     assert response.json["error"]["parameter"] == field, response.json
     assert client.get("/api/alerts/rules").json == {"rules": []}
+
+
+def test_the_error_rate_form_is_answered_with_its_defaults_and_takes_itself_back(client: FlaskClient) -> None:
+    body = {"name": "r", "kind": "log_condition", "params": {"window_seconds": 600, "error_rate_percent": 5}}
+    created = client.post("/api/alerts/rules", json=body).json
+    assert created["params"] == {
+        "window_seconds": 600, "threshold": None, "level": "ERROR", "service_name": None, "text": None,
+        "error_rate_percent": 5, "min_records": 10,
+    }  # fmt: skip
+    again = {key: created[key] for key in ("name", "kind", "params")}
+    assert client.put(f"/api/alerts/rules/{created['id']}", json=again).json["params"] == created["params"]
+    count = {"name": "c", "kind": "log_condition", "params": {"window_seconds": 60}}
+    counted = client.post("/api/alerts/rules", json=count).json["params"]
+    assert (counted["threshold"], counted["error_rate_percent"], counted["min_records"]) == (0, None, None)
 
 
 def test_a_body_that_is_not_an_object_gets_a_400(client: FlaskClient) -> None:
