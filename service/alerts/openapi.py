@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.alerts.rules import CHANNELS, DEFAULT_MIN_RECORDS, KINDS, kind_params
+from service.alerts.rules import CHANNELS, DEFAULT_MIN_RECORDS, KINDS, SEVERITIES, kind_params
 from service.openapi import _IDENTIFIER, _json, _list, _object, _path, _query, _ref, _responses
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -32,6 +32,11 @@ _TARGET = {
 _DEFINITION = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
     "kind": {"type": "string", "enum": list(KINDS)},
+    "severity": {
+        "type": "string",
+        "enum": list(SEVERITIES),
+        "description": "The severity label of the rule's alerts (default warning).",
+    },
     "pipeline_ids": {"type": "array", "items": _IDENTIFIER, "maxItems": 100, "description": "Empty: all."},
     "for_seconds": {**_SECONDS, "description": "How long the condition holds before the rule fires."},
     "repeat_seconds": {

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from exporters.store.alerts import iso
+from service.alerts.messages import DEFAULT_SEVERITY
 from service.errors import bad_parameter
 from service.params import LEVELS, parse_identifier
 
@@ -26,7 +27,10 @@ _MAX_PIPELINES = 100
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
 MASK = "***"
 
-_FIELDS = ("name", "kind", "pipeline_ids", "for_seconds", "repeat_seconds", "params", "notify", "enabled")
+_FIELDS = ("name", "kind", "severity", "pipeline_ids", "for_seconds", "repeat_seconds", "params", "notify",
+           "enabled")  # fmt: skip
+# The severity label of the rule's alerts, for a receiver's routing (Alertmanager's convention).
+SEVERITIES = ("critical", "warning", "info")
 
 
 def _number(field: str, value: Any, low: float, high: float, *, whole: bool = False) -> float | int:
@@ -213,6 +217,9 @@ def parse_rule(
     kind = body.get("kind")
     if kind not in KINDS:
         raise bad_parameter("kind", f"must be one of {', '.join(KINDS)}")
+    severity = body.get("severity", DEFAULT_SEVERITY)
+    if severity not in SEVERITIES:
+        raise bad_parameter("severity", f"must be one of {', '.join(SEVERITIES)}")
     pipeline_ids = body.get("pipeline_ids", [])
     if not isinstance(pipeline_ids, list) or len(pipeline_ids) > _MAX_PIPELINES:
         raise bad_parameter("pipeline_ids", f"must be a list of at most {_MAX_PIPELINES} pipeline ids")
@@ -234,6 +241,7 @@ def parse_rule(
     definition = {
         "name": name,
         "kind": kind,
+        "severity": severity,
         "pipeline_ids": list(dict.fromkeys(pipeline_ids)),
         "for_seconds": for_seconds,
         "repeat_seconds": repeat_seconds,
