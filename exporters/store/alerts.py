@@ -42,6 +42,8 @@ _DELIVERY = statement("alert_delivery")
 _SILENCE_INSERT = statement("alert_silence_insert")
 _SILENCES = statement("alert_silences")
 _SILENCE_DELETE = statement("alert_silence_delete")
+_HISTORY_DELETE_BEFORE = statement("alert_history_delete_before")
+_DELIVERIES_DELETE_BEFORE = statement("alert_deliveries_delete_before")
 
 
 def iso(value: datetime.datetime | None) -> str | None:
@@ -309,6 +311,20 @@ class AlertStore:
              "deliveries": deliveries.get(row["id"], [])}
             for row in rows
         ]  # fmt: skip
+
+    def prune_history(self, before: datetime.datetime) -> tuple[int, int]:
+        """Remove transitions and sent or failed notifications older than ``before``; return how many
+        of each. The rules' current state (``alert_instances``) is not history and stays."""
+        with self.store.writer() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                deliveries = len(_DELIVERIES_DELETE_BEFORE.run(cur, {"before": before}).fetchall())
+                history = len(_HISTORY_DELETE_BEFORE.run(cur, {"before": before}).fetchall())
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+        return history, deliveries
 
     def add_silence(
         self,
