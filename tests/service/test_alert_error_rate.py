@@ -3,42 +3,13 @@ log exporter to a running ``pipetrace serve``, its alert loop on, and a real web
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
-
 from tests.alert_receivers import WebhookReceiver, webhook_receiver
-from tests.conftest import LiveServer, start_server
+from tests.conftest import start_server
 from tests.helpers import wait_until
-
-
-def send_logs(server: LiveServer, service_name: str, pipeline_id: str, errors: int, infos: int) -> None:
-    """A client program logging ``errors`` errors and ``infos`` info lines over OTLP/HTTP."""
-    provider = LoggerProvider(
-        resource=Resource.create({"service.name": service_name, "pipeline.id": pipeline_id})
-    )
-    provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.url}/v1/logs"))
-    )
-    logger = logging.getLogger(f"client.{service_name}.{pipeline_id}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    handler = LoggingHandler(logger_provider=provider)
-    logger.addHandler(handler)
-    try:
-        for i in range(errors):
-            logger.error("load failed: timeout %d", i)
-        for i in range(infos):
-            logger.info("loaded page %d", i)
-    finally:
-        logger.removeHandler(handler)
-        provider.shutdown()
+from tests.service.alert_helpers import send_logs
 
 
 def rate_rule(name: str, pipeline_ids: list[str], receiver: WebhookReceiver, **params: Any) -> dict[str, Any]:
