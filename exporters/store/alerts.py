@@ -30,6 +30,7 @@ _RULE_INSTANCES_DELETE = statement("alert_rule_instances_delete")
 _RULE = statement("alert_rule")
 _RULES = statement("alert_rules")
 _RULE_EVALUATED = statement("alert_rule_evaluated")
+_RULES_EVALUATED = statement("alert_rules_evaluated")
 _INSTANCES = statement("alert_instances")
 _INSTANCE_UPSERT = statement("alert_instance_upsert")
 _HISTORY_INSERT = statement("alert_history_insert")
@@ -232,8 +233,12 @@ class AlertStore:
                     ids = [history[(group.rule_id, k)] for k in group.keys if (group.rule_id, k) in history]
                     for notification in group.notifications:
                         delivery_ids.append(self._queue(cur, group.rule_id, ids, notification, now))
+                fine = [rule_id for rule_id, error in evaluated if error is None]
+                if fine:
+                    _RULES_EVALUATED.run(cur, {"ids": fine, "now": now})
                 for rule_id, error in evaluated:
-                    _RULE_EVALUATED.run(cur, {"id": rule_id, "now": now, "error": error})
+                    if error is not None:
+                        _RULE_EVALUATED.run(cur, {"id": rule_id, "now": now, "error": error})
                 cur.execute("COMMIT")
             except Exception:
                 cur.execute("ROLLBACK")

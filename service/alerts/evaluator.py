@@ -70,11 +70,16 @@ class Evaluator:
         now = self.clock()
         instances = self.alerts.instances()
         silences = [s for s in self.alerts.silences() if s["until_time"] > now]
-        queries = self.queries.for_one_evaluation()
+        rules = self.alerts.rules()
+        # slow_run rules read their pipelines' last_n + 1 runs: one read of the most any of them needs.
+        per_pipeline = max(
+            (r.definition["params"]["last_n"] + 1 for r in rules if r.kind == "slow_run"), default=0
+        )
+        queries = self.queries.for_one_evaluation(per_pipeline)
         changes: list[Change] = []
         groups: list[Group] = []
         evaluated: list[Evaluated] = []
-        for rule in self.alerts.rules():
+        for rule in rules:
             if not rule.definition.get("enabled", True):
                 continue
             try:
