@@ -6,7 +6,9 @@ ok). A firing subject notifies once when it starts firing, again every ``repeat_
 fires, and once when it resolves. A silence (of the rule, or of the pipeline) holds notifications
 back but not transitions: a subject that started firing under a silence notifies when the silence
 ends and it still fires; one that resolves under a silence, or was never notified, sends no
-"resolved". The clock is a parameter, so tests step time instead of waiting for it.
+"resolved". A rule's notifications go out as one group, as Alertmanager sends them (``_collect``),
+and a rule edited or deleted while it fires resolves first (``resolve_all``). The clock is a
+parameter, so tests step time instead of waiting for it.
 """
 
 from __future__ import annotations

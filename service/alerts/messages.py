@@ -1,9 +1,10 @@
 """What a notification says, built once when it is queued and shaped per channel when it is sent.
 
-The queued message is one alert in the Prometheus Alertmanager shape (labels, annotations, startsAt,
-endsAt, generatorURL, fingerprint), so the webhook payload is a wrapper around it and receivers that
-already take Alertmanager's webhook work unchanged. Links point into the UI at the base URL
-(``PIPETRACE_PUBLIC_URL``, else the address the service listens on).
+The queued message is one rule's alerts as one Alertmanager group: the webhook body (version 4) but
+for ``externalURL``, filled in when it is sent. Each alert has Alertmanager's shape (labels,
+annotations, startsAt, endsAt, generatorURL, fingerprint), one per rule and subject, so receivers that
+already take Alertmanager's webhook work unchanged; Slack and e-mail list the same alerts. Links point
+into the UI at the base URL (``PIPETRACE_PUBLIC_URL``, else the address the service listens on).
 """
 
 from __future__ import annotations

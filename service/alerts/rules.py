@@ -258,9 +258,14 @@ def rule_json(rule: Any, instances: Mapping[str, Any]) -> dict[str, Any]:
     subjects = [instance.as_json() for instance in instances.values()]
     order = {"firing": 3, "pending": 2, "resolved": 1, "ok": 0}
     state = max((s["state"] for s in subjects), key=order.__getitem__, default="ok")
+    definition = dict(rule.definition)
+    # A rule stored before a field existed behaves as its default says: answered with it.
+    definition.setdefault("severity", DEFAULT_SEVERITY)
+    if rule.kind == "log_condition":
+        definition["params"] = {"error_rate_percent": None, "min_records": None, **definition["params"]}
     return {
         "id": rule.id,
-        **rule.definition,
+        **definition,
         "state": state,
         "subjects": subjects,
         "created_at": iso(rule.created_at),
