@@ -9,7 +9,7 @@ pipelines with one run per 100 records (a run a minute: 100,000 runs at 10M; one
 50 loaded nothing), then creates 50 rules of every kind (``service.alerts.rules`` validates them) and
 times ``Evaluator.evaluate_once`` with the clock at the dataset's end: the first evaluation (every
 subject new, its state written) and then the steady ones, median of ``--rounds``. Nothing is notified
-(the rules have no targets). Results: ``bench/results/alerts_benchmark.json``.
+(the rules have no targets). Results: ``bench/results/alerts_benchmark.json``, or ``--out``.
 """
 
 from __future__ import annotations
