@@ -22,7 +22,7 @@ from instrumentation.config import plan_from_environment, plan_from_file
 from instrumentation.flask import CORRELATION_HEADER, instrument_app
 from instrumentation.metrics import observe_exporters
 from instrumentation.telemetry import Batching, Telemetry
-from service.alerts.service import build_alerts, install_alerts, stop_alerts
+from service.alerts.service import alerts_of, build_alerts, install_alerts, stop_alerts
 from service.auth import install_auth
 from service.errors import register_error_handlers
 from service.exposure import install_host_check, install_preflight_only_writes
@@ -135,14 +135,6 @@ def create_app(
     )
     drain.start()
     app.extensions["pipetrace.run_spool"] = drain
-    if settings.log_retention_days is not None:
-        worker = RetentionWorker(
-            app.extensions[EXTENSION_KEY].queries,
-            settings.log_retention_days,
-            settings.retention_interval_seconds,
-        )
-        worker.start()
-        app.extensions["pipetrace.retention"] = worker
     scheduler.tick()  # reads the schedules now when the store answers; a later tick does otherwise
     ticker = Periodic("scheduler", TICK_SECONDS, scheduler.tick)
     ticker.start()
@@ -153,6 +145,17 @@ def create_app(
         build_alerts(settings, store, service.ingest_counters, lambda: app.config.get("PIPETRACE_URL")),
         settings.alert_interval_seconds,
     )
+    alert_history_days = settings.alert_history_days or None
+    if settings.log_retention_days is not None or alert_history_days is not None:
+        worker = RetentionWorker(
+            service.queries,
+            settings.log_retention_days,
+            settings.retention_interval_seconds,
+            alerts_of(app).store,
+            alert_history_days,
+        )
+        worker.start()
+        app.extensions["pipetrace.retention"] = worker
     problem = service.unready_because()
     if problem is None:
         _logger.info("pipetrace ready: store %s (schema v%d)", store.path, store.schema_version)

@@ -14,6 +14,7 @@ import waitress
 from flask import Flask
 
 from instrumentation.config import ConfigError
+from service.alerts_cli import alerts
 from service.app import close_app, create_app
 from service.backup_cli import backup_command
 from service.checked_settings import load_settings
@@ -175,6 +176,7 @@ main.add_command(spool)
 main.add_command(config)
 main.add_command(run_command)
 main.add_command(pipelines)
+main.add_command(alerts)
 main.add_command(backup_command)
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Scheduled retention: delete telemetry older than ``LOG_RETENTION_DAYS``, every interval."""
+"""Scheduled retention, every interval: telemetry older than ``LOG_RETENTION_DAYS`` and alert history
+(transitions and the notifications they sent) older than ``PIPETRACE_ALERT_HISTORY_DAYS``."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 
+from exporters.store.alerts import AlertStore
 from exporters.store.queries import LogQueries
 from service.periodic import Periodic
 
@@ -11,18 +14,40 @@ _logger = logging.getLogger(__name__)
 
 
 class RetentionWorker(Periodic):
-    """A daemon thread that applies the retention period until stopped."""
+    """A daemon thread that applies the retention periods until stopped; a period of None keeps that
+    kind of data."""
 
-    def __init__(self, queries: LogQueries, days: float, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        queries: LogQueries,
+        days: float | None,
+        interval_seconds: float,
+        alerts: AlertStore | None = None,
+        alert_history_days: float | None = None,
+    ) -> None:
         self._queries = queries
         self._days = days
+        self._alerts = alerts
+        self._alert_history_days = alert_history_days
         super().__init__("retention", interval_seconds, self.run_once)
 
     def run_once(self) -> dict[str, int]:
-        deleted = self._queries.cleanup(self._queries.retention_cutoff(self._days))
-        if deleted["logs"] or deleted["spans"]:
-            _logger.info(
-                "retention removed %d logs and %d spans older than %g days",
-                deleted["logs"], deleted["spans"], self._days,
-            )  # fmt: skip
+        """Apply each period once; return how many of each kind were removed."""
+        deleted = {"logs": 0, "spans": 0, "alert_history": 0, "alert_deliveries": 0}
+        if self._days is not None:
+            deleted.update(self._queries.cleanup(self._queries.retention_cutoff(self._days)))
+            if deleted["logs"] or deleted["spans"]:
+                _logger.info(
+                    "retention removed %d logs and %d spans older than %g days",
+                    deleted["logs"], deleted["spans"], self._days,
+                )  # fmt: skip
+        if self._alerts is not None and self._alert_history_days is not None:
+            cut = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=self._alert_history_days)
+            history, deliveries = self._alerts.prune_history(cut)
+            deleted.update(alert_history=history, alert_deliveries=deliveries)
+            if history or deliveries:
+                _logger.info(
+                    "retention removed %d alert transitions and %d alert notifications older than %g days",
+                    history, deliveries, self._alert_history_days,
+                )  # fmt: skip
         return deleted

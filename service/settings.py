@@ -199,6 +199,13 @@ class Settings(BaseSettings):
         description="The UI's address as notification readers reach it, for links to runs, traces and "
         "logs; default the address the service listens on.",
     )
+    alert_history_days: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=_env("PIPETRACE_ALERT_HISTORY_DAYS", "alert_history_days"),
+        description="Alert transitions and sent or failed notifications older than this are deleted "
+        "every PIPETRACE_RETENTION_INTERVAL seconds; 0 keeps them.",
+    )
     alert_delivery_attempts: int = Field(
         3,
         ge=1,

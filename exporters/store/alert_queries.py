@@ -1,7 +1,9 @@
 """What alert rules read: runs and logs, each by one statement that stays cheap on a large store.
 
 Runs are few (one row per run); the log count reads only the rule's window, which DuckDB's zone maps
-on the time-ordered ``logs`` table narrow to the row groups of that window.
+on the time-ordered ``logs`` table narrow to the row groups of that window. A rule's search text
+narrows the window further to the hours the search index says can hold it (``search_index``): a
+text found nowhere in the window reads no log row at all.
 """
 
 from __future__ import annotations
@@ -11,23 +13,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from exporters.store.connection import TelemetryStore
+from exporters.store.search_index import needle_grams
 from exporters.store.statements import records, statement
 
 _LATEST_FINISHED_RUNS = statement("alert_latest_finished_runs")
 _LAST_SUCCESS = statement("alert_last_success")
 _RECENT_RUNS = statement("alert_recent_runs")
 _LOG_MATCHES = statement("alert_log_matches")
+_LOG_RATE = statement("alert_log_rate")
 
 
 class AlertQueries:
     def __init__(self, store: TelemetryStore) -> None:
         self.store = store
 
-    def for_one_evaluation(self) -> AlertQueries:
+    def for_one_evaluation(self, runs_per_pipeline: int = 0) -> AlertQueries:
         """Queries whose run reads are shared by the rules of one evaluation: each is read once for
         every pipeline and each rule takes its pipelines from it (50 rules cost a few scans of
-        ``runs``, not 50)."""
-        return _SharedRunReads(self.store)
+        ``runs``, not 50). ``runs_per_pipeline``: the most recent runs per pipeline any rule reads,
+        so that rules reading fewer share the one read."""
+        return _SharedRunReads(self.store, runs_per_pipeline)
 
     def latest_finished_runs(self, pipeline_ids: Sequence[str], succeeded_only: bool) -> list[dict[str, Any]]:
         """The newest finished (or succeeded) run of each pipeline; all pipelines when none are named."""
@@ -57,9 +62,12 @@ class AlertQueries:
         pipeline_ids: Sequence[str],
     ) -> dict[str, int]:
         """Matching records in [since, until): per pipeline when pipelines are named, else under ''."""
+        window = self._window(since, until, text)
+        if window is None:
+            return {}
         values = {
-            "since_ns": _ns(since),
-            "until_ns": _ns(until),
+            "since_ns": window[0],
+            "until_ns": window[1],
             "min_level": min_level,
             "service_name": service_name,
             "text": text,
@@ -70,10 +78,56 @@ class AlertQueries:
             row["key"]: int(row["matches"]) for row in records(_LOG_MATCHES.run(self.store.cursor(), values))
         }
 
+    def log_rate(
+        self,
+        *,
+        since: datetime.datetime,
+        until: datetime.datetime,
+        min_level: int,
+        service_name: str | None,
+        text: str | None,
+        pipeline_ids: Sequence[str],
+    ) -> dict[str, tuple[int, int]]:
+        """Records matching the filters in [since, until) and how many of them are at or above
+        ``min_level``: (at level, all), keyed as ``log_matches`` keys its counts."""
+        window = self._window(since, until, text)
+        if window is None:
+            return {}
+        values = {
+            "since_ns": window[0],
+            "until_ns": window[1],
+            "min_level": min_level,
+            "service_name": service_name,
+            "text": text,
+            "pipeline_ids": list(pipeline_ids),
+            "per_pipeline": bool(pipeline_ids),
+        }
+        return {
+            row["key"]: (int(row["at_level"]), int(row["matches"]))
+            for row in records(_LOG_RATE.run(self.store.cursor(), values))
+        }
+
+    def _window(
+        self, since: datetime.datetime, until: datetime.datetime, text: str | None
+    ) -> tuple[int, int] | None:
+        """[since, until) in epoch nanoseconds, narrowed to the hours that can hold ``text``; None
+        when none can. A text that is not ASCII is not narrowed: Python's lowercasing of it may
+        differ from DuckDB's, and the index holds DuckDB's."""
+        since_ns, until_ns = _ns(since), _ns(until)
+        grams = needle_grams(text.lower()) if text is not None and text.isascii() else set()
+        if not grams:
+            return since_ns, until_ns
+        span = self.store.search_span(grams)
+        if span is None:
+            return None
+        since_ns, until_ns = max(since_ns, span.start_ns), min(until_ns, span.end_ns)
+        return (since_ns, until_ns) if since_ns < until_ns else None
+
 
 class _SharedRunReads(AlertQueries):
-    def __init__(self, store: TelemetryStore) -> None:
+    def __init__(self, store: TelemetryStore, runs_per_pipeline: int) -> None:
         super().__init__(store)
+        self._runs_per_pipeline = runs_per_pipeline
         self._latest: dict[bool, list[dict[str, Any]]] = {}
         self._last_success: list[dict[str, Any]] | None = None
         self._recent: dict[int, dict[str, list[dict[str, Any]]]] = {}
@@ -89,10 +143,11 @@ class _SharedRunReads(AlertQueries):
         return _of(self._last_success, pipeline_ids)
 
     def recent_runs(self, pipeline_ids: Sequence[str], per_pipeline: int) -> dict[str, list[dict[str, Any]]]:
-        if per_pipeline not in self._recent:
-            self._recent[per_pipeline] = super().recent_runs((), per_pipeline)
-        runs = self._recent[per_pipeline]
-        return {p: r for p, r in runs.items() if p in pipeline_ids} if pipeline_ids else dict(runs)
+        read = max(per_pipeline, self._runs_per_pipeline)
+        if read not in self._recent:
+            self._recent[read] = super().recent_runs((), read)
+        runs = {p: found[:per_pipeline] for p, found in self._recent[read].items()}
+        return {p: r for p, r in runs.items() if p in pipeline_ids} if pipeline_ids else runs
 
 
 def _of(rows: list[dict[str, Any]], pipeline_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ _RULE_INSTANCES_DELETE = statement("alert_rule_instances_delete")
 _RULE = statement("alert_rule")
 _RULES = statement("alert_rules")
 _RULE_EVALUATED = statement("alert_rule_evaluated")
+_RULES_EVALUATED = statement("alert_rules_evaluated")
 _INSTANCES = statement("alert_instances")
 _INSTANCE_UPSERT = statement("alert_instance_upsert")
 _HISTORY_INSERT = statement("alert_history_insert")
@@ -42,6 +43,8 @@ _DELIVERY = statement("alert_delivery")
 _SILENCE_INSERT = statement("alert_silence_insert")
 _SILENCES = statement("alert_silences")
 _SILENCE_DELETE = statement("alert_silence_delete")
+_HISTORY_DELETE_BEFORE = statement("alert_history_delete_before")
+_DELIVERIES_DELETE_BEFORE = statement("alert_deliveries_delete_before")
 
 
 def iso(value: datetime.datetime | None) -> str | None:
@@ -92,12 +95,23 @@ class Notification:
 
 @dataclass(frozen=True)
 class Change:
-    """An instance whose state or details an evaluation changed, and what the change causes."""
+    """An instance whose state, details or last notification an evaluation changed; a transition is
+    recorded when its state changed or it caused a notification (``event``)."""
 
     instance: Instance
     rule_name: str
     from_state: str
     silenced: bool
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """One notification per target for a rule's alerts (its subjects ``keys``), as Alertmanager sends
+    a group: recorded against each of those subjects' transitions."""
+
+    rule_id: str
+    keys: Sequence[str]
     notifications: Sequence[Notification]
 
 
@@ -195,23 +209,43 @@ class AlertStore:
             found.setdefault(instance.rule_id, {})[instance.key] = instance
         return found
 
-    def save(self, changes: Sequence[Change], evaluated: Sequence[Evaluated], now: datetime.datetime) -> None:
+    def save(
+        self,
+        changes: Sequence[Change],
+        groups: Sequence[Group],
+        evaluated: Sequence[Evaluated],
+        now: datetime.datetime,
+    ) -> list[str]:
         """Keep one evaluation's outcome in one transaction: each changed instance's state, its
-        transition (when the state changed) and the notifications it causes (pending), and when each
-        rule was evaluated. One transaction, not one per subject: commits are the cost here."""
+        transition, the notifications the rules' groups cause (pending), and when each rule was
+        evaluated; return the ids of the deliveries queued. One transaction, not one per subject:
+        commits are the cost here."""
+        delivery_ids: list[str] = []
         with self.store.writer() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
+                history: dict[tuple[str, str], int] = {}
                 for change in changes:
-                    self._save_change(cur, change, now)
+                    history_id = self._save_change(cur, change, now)
+                    if history_id is not None:
+                        history[(change.instance.rule_id, change.instance.key)] = history_id
+                for group in groups:
+                    ids = [history[(group.rule_id, k)] for k in group.keys if (group.rule_id, k) in history]
+                    for notification in group.notifications:
+                        delivery_ids.append(self._queue(cur, group.rule_id, ids, notification, now))
+                fine = [rule_id for rule_id, error in evaluated if error is None]
+                if fine:
+                    _RULES_EVALUATED.run(cur, {"ids": fine, "now": now})
                 for rule_id, error in evaluated:
-                    _RULE_EVALUATED.run(cur, {"id": rule_id, "now": now, "error": error})
+                    if error is not None:
+                        _RULE_EVALUATED.run(cur, {"id": rule_id, "now": now, "error": error})
                 cur.execute("COMMIT")
             except Exception:
                 cur.execute("ROLLBACK")
                 raise
+        return delivery_ids
 
-    def _save_change(self, cur: Any, change: Change, now: datetime.datetime) -> None:
+    def _save_change(self, cur: Any, change: Change, now: datetime.datetime) -> int | None:
         instance = change.instance
         details = orjson.dumps(instance.details).decode()
         _INSTANCE_UPSERT.run(cur, {
@@ -219,28 +253,28 @@ class AlertStore:
             "since": instance.since or now, "active_since": instance.active_since,
             "notified_at": instance.notified_at, "details": details,
         })  # fmt: skip
-        history_id = None
-        if change.from_state != instance.state or change.notifications:
-            history_id = _HISTORY_INSERT.run(cur, {
-                "rule_id": instance.rule_id, "rule_name": change.rule_name, "key": instance.key,
-                "from_state": change.from_state, "to_state": instance.state, "at": now,
-                "silenced": change.silenced, "details": details,
-            }).fetchall()[0][0]  # fmt: skip
-        for notification in change.notifications:
-            self._queue(cur, instance.rule_id, history_id, notification, now)
+        if change.from_state == instance.state and change.event is None:
+            return None
+        history_id: int = _HISTORY_INSERT.run(cur, {
+            "rule_id": instance.rule_id, "rule_name": change.rule_name, "key": instance.key,
+            "from_state": change.from_state, "to_state": instance.state, "at": now,
+            "silenced": change.silenced, "details": details,
+        }).fetchall()[0][0]  # fmt: skip
+        return history_id
 
     def queue(self, rule_id: str, notification: Notification, now: datetime.datetime) -> str:
         """Queue a notification outside any transition (a test notification); return its id."""
         with self.store.writer() as cur:
-            return self._queue(cur, rule_id, None, notification, now)
+            return self._queue(cur, rule_id, [], notification, now)
 
     @staticmethod
     def _queue(
-        cur: Any, rule_id: str, history_id: int | None, notification: Notification, now: datetime.datetime
+        cur: Any, rule_id: str, history_ids: Sequence[int], notification: Notification, now: datetime.datetime
     ) -> str:
         delivery_id = uuid.uuid4().hex
         _DELIVERY_INSERT.run(cur, {
-            "id": delivery_id, "history_id": history_id, "rule_id": rule_id, "target": notification.target,
+            "id": delivery_id, "history_id": history_ids[0] if history_ids else None,
+            "history_ids": list(history_ids), "rule_id": rule_id, "target": notification.target,
             "channel": notification.channel, "event": notification.event,
             "message": orjson.dumps(notification.message).decode(), "now": now,
         })  # fmt: skip
@@ -272,7 +306,9 @@ class AlertStore:
         if rows:
             ids = [row["id"] for row in rows]
             for found in records(_DELIVERIES_OF_HISTORY.run(cur, {"history_ids": ids})):
-                deliveries.setdefault(found["history_id"], []).append(_delivery(found))
+                # A group's notification belongs to each transition it told of.
+                for history_id in found["history_ids"] or [found["history_id"]]:
+                    deliveries.setdefault(history_id, []).append(_delivery(found))
         return [
             {"id": row["id"], "rule_id": row["rule_id"], "rule_name": row["rule_name"], "key": row["key"],
              "from": row["from_state"], "to": row["to_state"], "at": iso(row["changed_at"]),
@@ -280,6 +316,20 @@ class AlertStore:
              "deliveries": deliveries.get(row["id"], [])}
             for row in rows
         ]  # fmt: skip
+
+    def prune_history(self, before: datetime.datetime) -> tuple[int, int]:
+        """Remove transitions and sent or failed notifications older than ``before``; return how many
+        of each. The rules' current state (``alert_instances``) is not history and stays."""
+        with self.store.writer() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                deliveries = len(_DELIVERIES_DELETE_BEFORE.run(cur, {"before": before}).fetchall())
+                history = len(_HISTORY_DELETE_BEFORE.run(cur, {"before": before}).fetchall())
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+        return history, deliveries
 
     def add_silence(
         self,

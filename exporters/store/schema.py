@@ -295,6 +295,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE runs ADD COLUMN warnings VARCHAR",
         ),
     ),
+    Migration(
+        10,
+        "an alert notification groups a rule's alerts: the transitions it told of",
+        (
+            # A notification carries every firing alert of its rule, as Alertmanager groups them, and
+            # is shown with each transition it told of (history_id keeps the first, for older rows).
+            "ALTER TABLE alert_deliveries ADD COLUMN history_ids BIGINT[]",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -98,8 +98,12 @@ def slow_run(queries: AlertQueries, definition: Mapping[str, Any], now: datetime
 
 
 def log_condition(queries: AlertQueries, definition: Mapping[str, Any], now: datetime.datetime) -> Findings:
-    """More than ``threshold`` records matched in the last ``window_seconds`` (per named pipeline)."""
+    """More than ``threshold`` records matched in the last ``window_seconds`` (per named pipeline); or,
+    with ``error_rate_percent``, more than that share of the matching records were at or above
+    ``level``, over at least ``min_records`` records."""
     params = definition["params"]
+    if params.get("error_rate_percent") is not None:
+        return _error_rate(queries, definition, now)
     counts = queries.log_matches(
         since=now - datetime.timedelta(seconds=params["window_seconds"]),
         until=now,
@@ -116,6 +120,33 @@ def log_condition(queries: AlertQueries, definition: Mapping[str, Any], now: dat
                 "summary": f"{count} matching records in {where} in the last {params['window_seconds']:g} s, "
                 f"over {params['threshold']}",
                 "value": count, "pipeline_id": key or None, "run_id": None, "trace_id": None,
+            }  # fmt: skip
+    return found
+
+
+def _error_rate(queries: AlertQueries, definition: Mapping[str, Any], now: datetime.datetime) -> Findings:
+    params = definition["params"]
+    counts = queries.log_rate(
+        since=now - datetime.timedelta(seconds=params["window_seconds"]),
+        until=now,
+        min_level=LEVELS[params["level"]],
+        service_name=params["service_name"],
+        text=params["text"],
+        pipeline_ids=definition["pipeline_ids"],
+    )
+    found: Findings = {}
+    for key, (at_level, total) in counts.items():
+        if total < params["min_records"]:
+            continue
+        percent = 100 * at_level / total
+        if percent > params["error_rate_percent"]:
+            where = f"pipeline {key}" if key else "the store"
+            found[key] = {
+                "summary": f"{at_level} of {total} matching records in {where} in the last "
+                f"{params['window_seconds']:g} s were {params['level']} or above ({percent:.1f} %), "
+                f"over {params['error_rate_percent']:g} %",
+                "value": round(percent, 3), "records": total, "at_level": at_level,
+                "pipeline_id": key or None, "run_id": None, "trace_id": None,
             }  # fmt: skip
     return found
 

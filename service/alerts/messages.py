@@ -1,16 +1,17 @@
 """What a notification says, built once when it is queued and shaped per channel when it is sent.
 
-The queued message is one alert in the Prometheus Alertmanager shape (labels, annotations, startsAt,
-endsAt, generatorURL, fingerprint), so the webhook payload is a wrapper around it and receivers that
-already take Alertmanager's webhook work unchanged. Links point into the UI at the base URL
-(``PIPETRACE_PUBLIC_URL``, else the address the service listens on).
+The queued message is one rule's alerts as one Alertmanager group: the webhook body (version 4) but
+for ``externalURL``, filled in when it is sent. Each alert has Alertmanager's shape (labels,
+annotations, startsAt, endsAt, generatorURL, fingerprint), one per rule and subject, so receivers that
+already take Alertmanager's webhook work unchanged; Slack and e-mail list the same alerts. Links point
+into the UI at the base URL (``PIPETRACE_PUBLIC_URL``, else the address the service listens on).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +21,9 @@ import orjson
 from exporters.store.alerts import Instance, StoredRule, iso
 
 RECEIVER = "pipetrace"
+# A notification groups one rule's alerts (one per pipeline): the labels it groups them by.
+GROUP_BY = ("alertname", "rule_id")
+DEFAULT_SEVERITY = "warning"
 # Alertmanager's "not ended yet".
 NOT_ENDED = "0001-01-01T00:00:00Z"
 
@@ -44,9 +48,15 @@ def links(base_url: str | None, finding: Mapping[str, Any]) -> dict[str, str]:
 def alert(
     rule: StoredRule, instance: Instance, status: str, now: datetime.datetime, base_url: str | None
 ) -> dict[str, Any]:
-    """One alert, Alertmanager's shape: ``status`` firing or resolved."""
+    """One alert, Alertmanager's shape: ``status`` firing or resolved. Its labels say which rule and
+    which subject (the pipeline) it is, so a rule over several pipelines makes one alert per pipeline."""
     finding = instance.details
-    labels = {"alertname": rule.name, "rule_id": rule.id, "kind": rule.kind}
+    labels = {
+        "alertname": rule.name,
+        "rule_id": rule.id,
+        "kind": rule.kind,
+        "severity": str(rule.definition.get("severity", DEFAULT_SEVERITY)),
+    }
     if finding.get("pipeline_id"):
         labels["pipeline_id"] = str(finding["pipeline_id"])
     if instance.key and instance.key != finding.get("pipeline_id"):
@@ -59,6 +69,7 @@ def alert(
     if finding.get("error") is not None:
         annotations["error"] = orjson.dumps(finding["error"]).decode()
     annotations.update(found_links)
+    # Alertmanager's fingerprint is a 64-bit hash of the label set, written as 16 hex digits.
     fingerprint = hashlib.sha256(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
     return {
         "status": status,
@@ -71,49 +82,89 @@ def alert(
     }
 
 
-def alertmanager_payload(message: Mapping[str, Any], base_url: str | None) -> dict[str, Any]:
-    """Alertmanager's webhook body, version 4, for one alert (a group of one: this rule and subject)."""
-    labels = message["labels"]
-    group_labels = {"alertname": labels["alertname"]}
+def _common(mappings: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """The pairs every mapping has, as Alertmanager's commonLabels and commonAnnotations are made."""
+    if not mappings:
+        return {}
+    first, rest = mappings[0], mappings[1:]
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in rest)}
+
+
+def _label_set(labels: Mapping[str, str]) -> str:
+    """A label set written as Alertmanager writes one (Go's model.LabelSet.String): sorted, quoted."""
+    return "{" + ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in sorted(labels.items())) + "}"
+
+
+def group(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One rule's alerts as one notification, grouped as Alertmanager groups by ``GROUP_BY``: the
+    webhook body (version 4) but for ``externalURL``, which is filled in when it is sent."""
+    group_labels = {name: alerts[0]["labels"][name] for name in GROUP_BY}
     return {
         "version": "4",
-        "groupKey": "{}:" + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}",
+        "groupKey": "{}:" + _label_set(group_labels),
         "truncatedAlerts": 0,
-        "status": message["status"],
+        "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",
         "receiver": RECEIVER,
         "groupLabels": group_labels,
-        "commonLabels": dict(labels),
-        "commonAnnotations": dict(message["annotations"]),
-        "externalURL": base_url or "",
-        "alerts": [dict(message)],
+        "commonLabels": _common([a["labels"] for a in alerts]),
+        "commonAnnotations": _common([a["annotations"] for a in alerts]),
+        "alerts": [dict(a) for a in alerts],
     }
+
+
+def _as_group(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A queued message; one queued before alerts were grouped holds a single alert."""
+    return message if "alerts" in message else group([message])
+
+
+def alertmanager_payload(message: Mapping[str, Any], base_url: str | None) -> dict[str, Any]:
+    """Alertmanager's webhook body, version 4, for one group of alerts."""
+    return {**_as_group(message), "externalURL": base_url or ""}
 
 
 def _headline(message: Mapping[str, Any], event: str) -> str:
     status = "TEST" if event == "test" else message["status"].upper()
-    return f"[{status}] {message['labels']['alertname']}: {message['annotations']['summary']}"
+    alerts = message["alerts"]
+    if len(alerts) == 1:
+        return f"[{status}] {message['groupLabels']['alertname']}: {alerts[0]['annotations']['summary']}"
+    firing = sum(a["status"] == "firing" for a in alerts)
+    return (
+        f"[{status}] {message['groupLabels']['alertname']}: {firing} firing, {len(alerts) - firing} resolved"
+    )
+
+
+def _alert_lines(alert: Mapping[str, Any]) -> list[str]:
+    return [f"[{alert['status'].upper()}] {alert['annotations']['summary']}"]
 
 
 def slack_payload(message: Mapping[str, Any], event: str) -> dict[str, Any]:
-    """A Slack incoming-webhook message: the headline, then each link as Slack's <url|text>."""
-    annotations = message["annotations"]
-    lines = [_headline(message, event)]
-    for name, text in (("run_url", "run"), ("trace_url", "trace"), ("logs_url", "logs")):
-        if name in annotations:
-            lines.append(f"<{annotations[name]}|{text}>")
+    """A Slack incoming-webhook message: the headline, then each alert with its links as Slack's
+    <url|text>."""
+    grouped = _as_group(message)
+    lines = [_headline(grouped, event)]
+    for alert in grouped["alerts"]:
+        annotations = alert["annotations"]
+        if len(grouped["alerts"]) > 1:
+            lines += _alert_lines(alert)
+        for name, text in (("run_url", "run"), ("trace_url", "trace"), ("logs_url", "logs")):
+            if name in annotations:
+                lines.append(f"<{annotations[name]}|{text}>")
     return {"text": "\n".join(lines)}
 
 
 def email_message(message: Mapping[str, Any], event: str, sender: str, to: list[str]) -> EmailMessage:
+    grouped = _as_group(message)
     email = EmailMessage()
-    email["Subject"] = _headline(message, event)
+    email["Subject"] = _headline(grouped, event)
     email["From"] = sender
     email["To"] = ", ".join(to)
-    body = [_headline(message, event), ""]
-    body += [f"{name}: {value}" for name, value in message["labels"].items()]
-    body += [f"{name}: {value}" for name, value in message["annotations"].items() if name != "summary"]
-    body += [f"started: {message['startsAt']}"]
-    if message["status"] == "resolved":
-        body.append(f"resolved: {message['endsAt']}")
+    body = [_headline(grouped, event)]
+    for alert in grouped["alerts"]:
+        body += ["", *_alert_lines(alert)]
+        body += [f"{name}: {value}" for name, value in alert["labels"].items()]
+        body += [f"{name}: {value}" for name, value in alert["annotations"].items() if name != "summary"]
+        body += [f"started: {alert['startsAt']}"]
+        if alert["status"] == "resolved":
+            body.append(f"resolved: {alert['endsAt']}")
     email.set_content("\n".join(body) + "\n")
     return email

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.alerts.rules import CHANNELS, KINDS, kind_params
+from service.alerts.rules import CHANNELS, DEFAULT_MIN_RECORDS, KINDS, SEVERITIES, kind_params
 from service.openapi import _IDENTIFIER, _json, _list, _object, _path, _query, _ref, _responses
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -32,6 +32,11 @@ _TARGET = {
 _DEFINITION = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
     "kind": {"type": "string", "enum": list(KINDS)},
+    "severity": {
+        "type": "string",
+        "enum": list(SEVERITIES),
+        "description": "The severity label of the rule's alerts (default warning).",
+    },
     "pipeline_ids": {"type": "array", "items": _IDENTIFIER, "maxItems": 100, "description": "Empty: all."},
     "for_seconds": {**_SECONDS, "description": "How long the condition holds before the rule fires."},
     "repeat_seconds": {
@@ -40,7 +45,15 @@ _DEFINITION = {
         "maximum": 366 * 86_400,
         "description": "Notify again this often while firing (default 14400); null: never again.",
     },
-    "params": {"type": "object", "description": f"The kind's parameters and their defaults: {_PARAMS_HELP}"},
+    "params": {
+        "type": "object",
+        "description": f"The kind's parameters and their defaults: {_PARAMS_HELP}. log_condition has two "
+        "forms: records matching the filters (level, service_name, text, pipeline_ids) in window_seconds "
+        "over threshold; or, with error_rate_percent (0-100), the share of the records matching "
+        "service_name, text and pipeline_ids that are at or above level (default ERROR) over that "
+        f"percentage, judged only on at least min_records records (default {DEFAULT_MIN_RECORDS}). The "
+        "form not chosen leaves its parameters null; sending them gets a 400.",
+    },
     "notify": {"type": "array", "items": _ref("AlertTarget"), "maxItems": 10},
     "enabled": {"type": "boolean"},
 }

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from exporters.store.alerts import iso
+from service.alerts.messages import DEFAULT_SEVERITY
 from service.errors import bad_parameter
 from service.params import LEVELS, parse_identifier
 
@@ -26,7 +27,10 @@ _MAX_PIPELINES = 100
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
 MASK = "***"
 
-_FIELDS = ("name", "kind", "pipeline_ids", "for_seconds", "repeat_seconds", "params", "notify", "enabled")
+_FIELDS = ("name", "kind", "severity", "pipeline_ids", "for_seconds", "repeat_seconds", "params", "notify",
+           "enabled")  # fmt: skip
+# The severity label of the rule's alerts, for a receiver's routing (Alertmanager's convention).
+SEVERITIES = ("critical", "warning", "info")
 
 
 def _number(field: str, value: Any, low: float, high: float, *, whole: bool = False) -> float | int:
@@ -73,10 +77,12 @@ _PARAMS: dict[str, dict[str, _Param]] = {
     },
     "log_condition": {
         "window_seconds": (lambda f, v: _number(f, v, 1, _YEAR), ...),
-        "threshold": (lambda f, v: _number(f, v, 0, 2**62, whole=True), 0),
+        "threshold": (lambda f, v: None if v is None else _number(f, v, 0, 2**62, whole=True), 0),
         "level": (lambda f, v: None if v is None else _level(f, v), None),
         "service_name": (lambda f, v: None if v is None else _text(f, v, 256), None),
         "text": (lambda f, v: None if v is None else _text(f, v, 500), None),
+        "error_rate_percent": (lambda f, v: None if v is None else _number(f, v, 0, 100), None),
+        "min_records": (lambda f, v: None if v is None else _number(f, v, 1, 2**62, whole=True), None),
     },
     "ingest_health": {
         "breaker_open": (_bool, True),
@@ -161,12 +167,41 @@ def _params(kind: str, value: Any) -> dict[str, Any]:
             raise bad_parameter(f"params.{name}", f"is required for {kind}")
         else:
             parsed[name] = default
+    if kind == "log_condition":
+        _log_condition_form(value, parsed)
     if kind == "ingest_health" and not parsed["breaker_open"] and parsed["spool_records_above"] is None \
             and parsed["dropped_above"] is None:  # fmt: skip
         raise bad_parameter(
             "params", "ingest_health needs breaker_open, spool_records_above or dropped_above"
         )
     return parsed
+
+
+# The error-rate form's defaults: the share of records at or above ERROR, and no verdict on fewer than
+# this many records (1 error among 1 record is 100 %; a user who wants that says min_records 1).
+DEFAULT_RATE_LEVEL = "ERROR"
+DEFAULT_MIN_RECORDS = 10
+
+
+def _log_condition_form(sent: Mapping[str, Any], parsed: dict[str, Any]) -> None:
+    """A log condition counts matching records (``threshold``) or, with ``error_rate_percent``, weighs
+    the records at or above ``level`` against all records matching the other filters. The parameters
+    of the form not chosen are refused rather than ignored, and left null in the rule."""
+    if parsed["error_rate_percent"] is None:
+        if sent.get("min_records") is not None:
+            raise bad_parameter("params.min_records", "only applies with error_rate_percent")
+        if parsed["threshold"] is None:  # a rule answered in the other form, sent back
+            parsed["threshold"] = 0
+        return
+    if sent.get("threshold") is not None:
+        raise bad_parameter(
+            "params.threshold", "the error-rate form (error_rate_percent) takes no threshold; leave it out"
+        )
+    parsed["threshold"] = None
+    if parsed["level"] is None:
+        parsed["level"] = DEFAULT_RATE_LEVEL
+    if parsed["min_records"] is None:
+        parsed["min_records"] = DEFAULT_MIN_RECORDS
 
 
 def parse_rule(
@@ -182,6 +217,9 @@ def parse_rule(
     kind = body.get("kind")
     if kind not in KINDS:
         raise bad_parameter("kind", f"must be one of {', '.join(KINDS)}")
+    severity = body.get("severity", DEFAULT_SEVERITY)
+    if severity not in SEVERITIES:
+        raise bad_parameter("severity", f"must be one of {', '.join(SEVERITIES)}")
     pipeline_ids = body.get("pipeline_ids", [])
     if not isinstance(pipeline_ids, list) or len(pipeline_ids) > _MAX_PIPELINES:
         raise bad_parameter("pipeline_ids", f"must be a list of at most {_MAX_PIPELINES} pipeline ids")
@@ -203,6 +241,7 @@ def parse_rule(
     definition = {
         "name": name,
         "kind": kind,
+        "severity": severity,
         "pipeline_ids": list(dict.fromkeys(pipeline_ids)),
         "for_seconds": for_seconds,
         "repeat_seconds": repeat_seconds,
@@ -219,9 +258,14 @@ def rule_json(rule: Any, instances: Mapping[str, Any]) -> dict[str, Any]:
     subjects = [instance.as_json() for instance in instances.values()]
     order = {"firing": 3, "pending": 2, "resolved": 1, "ok": 0}
     state = max((s["state"] for s in subjects), key=order.__getitem__, default="ok")
+    definition = dict(rule.definition)
+    # A rule stored before a field existed behaves as its default says: answered with it.
+    definition.setdefault("severity", DEFAULT_SEVERITY)
+    if rule.kind == "log_condition":
+        definition["params"] = {"error_rate_percent": None, "min_records": None, **definition["params"]}
     return {
         "id": rule.id,
-        **rule.definition,
+        **definition,
         "state": state,
         "subjects": subjects,
         "created_at": iso(rule.created_at),

@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from exporters.store.alerts import Notification
+from exporters.store.alerts import Notification, StoredRule
 from service.alerts.rules import parse_rule, rule_json
-from service.alerts.service import alerts_of
+from service.alerts.service import Alerts, alerts_of
 from service.errors import ApiError, bad_parameter
 from service.params import NS, parse_identifier, parse_limit, parse_time, reject_unknown
 
@@ -65,7 +65,9 @@ def update_rule(rule_id: str) -> Response:
     alerts = alerts_of()
     rule = _rule(rule_id)
     definition, secrets = parse_rule(_body(), alerts.store.rule_secrets(rule.id))
-    updated = alerts.store.update_rule(rule.id, definition, secrets, alerts.evaluator.clock())
+    with alerts.evaluator.lock:
+        _resolve(alerts, rule, "the rule was edited")
+        updated = alerts.store.update_rule(rule.id, definition, secrets, alerts.evaluator.clock())
     if updated is None:  # deleted meanwhile
         raise ApiError(404, "not_found", f"no rule {rule_id}", "rule_id")
     return jsonify(_answer(updated))
@@ -73,9 +75,20 @@ def update_rule(rule_id: str) -> Response:
 
 @blueprint.delete("/rules/<rule_id>")
 def delete_rule(rule_id: str) -> tuple[str, int]:
+    alerts = alerts_of()
     rule = _rule(rule_id)
-    alerts_of().store.delete_rule(rule.id)
+    with alerts.evaluator.lock:
+        _resolve(alerts, rule, "the rule was deleted")
+        alerts.store.delete_rule(rule.id)
     return "", 204
+
+
+def _resolve(alerts: Alerts, rule: StoredRule, reason: str) -> None:
+    """A rule that changes or goes while it fires tells its targets, once, that its alerts resolved:
+    sent now, before the change, to the targets that were told it fired (an edit may change them).
+    Each delivery is recorded as any other; one that fails does not hold the edit back."""
+    for delivery_id in alerts.evaluator.resolve_all(rule, reason):
+        alerts.deliverer.deliver(delivery_id)
 
 
 @blueprint.post("/rules/<rule_id>/test")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,11 +12,17 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
 
 from exporters.store.pipelines import Pipeline
 from service.alerts.service import Alerts, alerts_of
 from service.app import close_app, create_app
 from service.state import state
+from tests.conftest import LiveServer
 
 PUBLIC_URL = "http://pipetrace.example:8080"
 
@@ -83,3 +90,26 @@ def add_run(
     finished = started + datetime.timedelta(seconds=seconds) if status != "running" else None
     repository.update_run(run_id, status=status, started_at=started, finished_at=finished, **fields)
     return run_id
+
+
+def send_logs(server: LiveServer, service_name: str, pipeline_id: str, errors: int, infos: int) -> None:
+    """A client program logging ``errors`` errors and ``infos`` info lines over OTLP/HTTP."""
+    provider = LoggerProvider(
+        resource=Resource.create({"service.name": service_name, "pipeline.id": pipeline_id})
+    )
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.url}/v1/logs"))
+    )
+    logger = logging.getLogger(f"client.{service_name}.{pipeline_id}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        for i in range(errors):
+            logger.error("load failed: timeout %d", i)
+        for i in range(infos):
+            logger.info("loaded page %d", i)
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from exporters.store.alerts import Notification
 from service.state import state
 from tests.alert_receivers import WebhookReceiver, smtp_receiver
 from tests.conftest import free_port
@@ -170,8 +171,31 @@ def test_a_restart_sends_nothing_twice_and_sends_what_was_queued_before_it(
     with alerting_app(data, clock) as app:
         alerts(app).run_once()
         alerts(app).run_once()
-        assert [p["commonLabels"]["pipeline_id"] for p in receiver.received] == [first.id, second.id]
+        # The second notification is the rule's group: both pipelines' alerts.
+        assert [[a["labels"]["pipeline_id"] for a in p["alerts"]] for p in receiver.received] == [
+            [first.id],
+            sorted([first.id, second.id]),
+        ]
     clock.advance(3600)
     with alerting_app(data, clock) as app:  # the repeat interval is counted across restarts too
         alerts(app).run_once()
-        assert len(receiver.received) == 4
+        assert len(receiver.received) == 3 and len(receiver.received[2]["alerts"]) == 2
+
+
+def test_a_notification_queued_before_grouping_is_sent_as_a_group_of_one(
+    tmp_path: Path, clock: Clock, receiver: WebhookReceiver
+) -> None:
+    """A delivery left pending by an older version holds one alert, not a group: it still goes out as
+    Alertmanager's payload."""
+    with alerting_app(tmp_path / "data", clock) as app:
+        rule = add_rule(
+            app.test_client(), kind="run_failed", notify=[{"type": "webhook", "url": receiver.url}]
+        )
+        single = {"status": "firing", "labels": {"alertname": "run_failed", "rule_id": rule["id"]},
+                  "annotations": {"summary": "old"}, "startsAt": "2026-01-01T00:00:00Z",
+                  "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "0" * 16}  # fmt: skip
+        alerts(app).store.queue(rule["id"], Notification(0, "webhook", "firing", single), clock.now)
+        assert alerts(app).deliverer.deliver_pending() == 1
+    (payload,) = receiver.received
+    assert payload["version"] == "4" and payload["alerts"] == [single] and payload["status"] == "firing"
+    assert payload["groupLabels"] == {"alertname": "run_failed", "rule_id": rule["id"]}

@@ -69,11 +69,12 @@ def test_a_failed_run_fires_once_repeats_and_resolves_once_as_alertmanager_paylo
     assert receiver.requests[0][0] == "/hook/s3cret"
     assert payload["version"] == "4" and payload["receiver"] == "pipetrace" and payload["status"] == "firing"
     assert payload["externalURL"] == PUBLIC_URL
-    assert payload["groupLabels"] == {"alertname": "load failed"}
-    labels = {"alertname": "load failed", "rule_id": rule["id"], "kind": "run_failed",
+    assert payload["groupLabels"] == {"alertname": "load failed", "rule_id": rule["id"]}
+    labels = {"alertname": "load failed", "rule_id": rule["id"], "kind": "run_failed", "severity": "warning",
               "pipeline_id": pipeline.id}  # fmt: skip
     assert payload["commonLabels"] == labels
-    assert payload["groupKey"].startswith("{}:{") and f'pipeline_id="{pipeline.id}"' in payload["groupKey"]
+    assert payload["groupKey"] == f'{{}}:{{alertname="load failed", rule_id="{rule["id"]}"}}'
+    assert payload["truncatedAlerts"] == 0
     (alert,) = payload["alerts"]
     assert set(alert) == {
         "status",
@@ -325,7 +326,8 @@ def test_a_disabled_rule_is_not_evaluated_and_history_pages_newest_first(
         add_run(app, add_pipeline(app, name), "failed", clock.now)
     cycle(app, clock)
     assert client.get(f"/api/alerts/rules/{off['id']}").json["evaluated_at"] is None
-    assert rule_state(client, off["id"]) == "ok" and len(receiver.received) == 3
+    assert rule_state(client, off["id"]) == "ok" and len(receiver.received) == 1
+    assert len(receiver.received[0]["alerts"]) == 3
     first = client.get("/api/alerts/history?limit=2").json
     assert len(first["history"]) == 2 and first["next_before"] == first["history"][-1]["id"]
     rest = client.get(f"/api/alerts/history?limit=2&before={first['next_before']}").json

@@ -3,10 +3,16 @@ bad definition gets a 400 naming its field."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.alerts.service import alerts_of
 
 WEBHOOK = {"type": "webhook", "url": "https://hooks.example.com/alerts/abc123"}
 
@@ -70,6 +76,42 @@ BASE: dict[str, Any] = {"name": "r", "kind": "run_failed"}
             {"name": "r", "kind": "log_condition", "params": {"window_seconds": 60, "level": "LOUD"}},
             "params.level",
         ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": 101},
+            },
+            "params.error_rate_percent",
+        ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": "5"},
+            },
+            "params.error_rate_percent",
+        ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": 5, "min_records": 0},
+            },
+            "params.min_records",
+        ),
+        (
+            {
+                "name": "r",
+                "kind": "log_condition",
+                "params": {"window_seconds": 60, "error_rate_percent": 5, "threshold": 3},
+            },
+            "params.threshold",
+        ),
+        (
+            {"name": "r", "kind": "log_condition", "params": {"window_seconds": 60, "min_records": 5}},
+            "params.min_records",
+        ),
         ({"name": "r", "kind": "ingest_health", "pipeline_ids": ["p1"]}, "pipeline_ids"),
         (
             {"name": "r", "kind": "ingest_health", "params": {"breaker_open": False, "dropped_above": None}},
@@ -90,6 +132,20 @@ def test_a_bad_definition_gets_a_400_naming_the_field(client: FlaskClient, body:
     assert response.status_code == 400, response.json
     assert response.json["error"]["parameter"] == field, response.json
     assert client.get("/api/alerts/rules").json == {"rules": []}
+
+
+def test_the_error_rate_form_is_answered_with_its_defaults_and_takes_itself_back(client: FlaskClient) -> None:
+    body = {"name": "r", "kind": "log_condition", "params": {"window_seconds": 600, "error_rate_percent": 5}}
+    created = client.post("/api/alerts/rules", json=body).json
+    assert created["params"] == {
+        "window_seconds": 600, "threshold": None, "level": "ERROR", "service_name": None, "text": None,
+        "error_rate_percent": 5, "min_records": 10,
+    }  # fmt: skip
+    again = {key: created[key] for key in ("name", "kind", "params")}
+    assert client.put(f"/api/alerts/rules/{created['id']}", json=again).json["params"] == created["params"]
+    count = {"name": "c", "kind": "log_condition", "params": {"window_seconds": 60}}
+    counted = client.post("/api/alerts/rules", json=count).json["params"]
+    assert (counted["threshold"], counted["error_rate_percent"], counted["min_records"]) == (0, None, None)
 
 
 def test_a_body_that_is_not_an_object_gets_a_400(client: FlaskClient) -> None:
@@ -131,3 +187,51 @@ def test_silences_are_listed_and_removed(client: FlaskClient) -> None:
 def test_bad_history_parameters_get_a_400_naming_them(client: FlaskClient, query: str, field: str) -> None:
     response = client.get(f"/api/alerts/history?{query}")
     assert response.status_code == 400 and response.json["error"]["parameter"] == field
+
+
+_ANY = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**64), 2**64), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.sampled_from(["ERROR", "warn", "LOUD", 0, 5, 10, 100, 100.5, -1, 2**62, 1e308]),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            ["error_rate_percent", "min_records", "threshold", "level", "text", "window_seconds"]
+        ),
+        _ANY,
+        max_size=6,
+    ),
+    severity=_ANY,
+)
+def test_any_log_condition_params_and_severity_get_a_201_or_a_400_naming_the_field(
+    client: FlaskClient, params: dict[str, Any], severity: Any
+) -> None:
+    body = {"name": "r", "kind": "log_condition", "severity": severity, "params": params}
+    response = client.post("/api/alerts/rules", json=body)
+    assert response.status_code in (201, 400), response.get_data(as_text=True)
+    if response.status_code == 400:
+        field = response.json["error"]["parameter"]
+        assert field == "severity" or field.startswith("params"), response.json
+    else:
+        rule = response.json
+        rate = rule["params"]["error_rate_percent"]
+        assert (rule["params"]["threshold"] is None) == (rate is not None)
+        assert (rule["params"]["min_records"] is None) == (rate is None)
+
+
+def test_a_rule_stored_before_severity_and_the_error_rate_form_is_answered_with_their_defaults(
+    app: Flask, client: FlaskClient
+) -> None:
+    params = {"window_seconds": 60, "threshold": 0, "level": None, "service_name": None, "text": None}
+    old = {"name": "old", "kind": "log_condition", "pipeline_ids": [], "for_seconds": 0,
+           "repeat_seconds": None, "params": params, "notify": [], "enabled": True}  # fmt: skip
+    stored = alerts_of(app).store.create_rule(old, [], datetime.datetime.now(datetime.UTC))
+    answered = client.get(f"/api/alerts/rules/{stored.id}").json
+    assert answered["severity"] == "warning"
+    assert (answered["params"]["error_rate_percent"], answered["params"]["min_records"]) == (None, None)
+    alerts_of(app).run_once()  # evaluated in the count form
+    assert client.get(f"/api/alerts/rules/{stored.id}").json["evaluation_error"] is None

@@ -221,7 +221,7 @@ def test_a_store_of_schema_version_2_is_migrated_with_its_rows(tmp_path: Path) -
             [NOW, f"{0x01D:032x}"],
         )
     store = TelemetryStore(path)
-    assert store.schema_version == LATEST_VERSION == 9
+    assert store.schema_version == LATEST_VERSION == 10
     queries = LogQueries(store)
     logs, _, _ = queries.correlation(f"{0x01D:032x}")
     assert [(log["body"], log["attributes"]) for log in logs] == [
