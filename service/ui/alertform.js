@@ -11,6 +11,7 @@ import { LEVELS } from "./format.js";
 
 export const KINDS = ["run_failed", "no_rows", "freshness", "slow_run", "log_condition", "ingest_health"];
 const CHANNELS = ["webhook", "slack", "email"];
+const SEVERITIES = ["critical", "warning", "info"];
 
 // The inputs each kind asks for. empty: what an empty input sends (omit: the service's default;
 // null: explicitly unset). The defaults shown for a new rule are the service's (README, "Alerts").
@@ -30,7 +31,9 @@ const PARAMS = {
   ],
   log_condition: [
     { name: "window_seconds", type: "number", value: "", help: "Counts records that arrived in this many seconds." },
-    { name: "threshold", type: "number", value: 0, help: "Fires when more records than this match." },
+    { name: "threshold", type: "number", empty: null, value: 0, help: "Fires when more records than this match (the count form; leave empty for the error-rate form)." },
+    { name: "error_rate_percent", type: "number", empty: null, value: "", help: "The error-rate form: fires when more than this % of the matching records are at or above the level (ERROR when empty)." },
+    { name: "min_records", type: "number", empty: null, value: "", help: "Error-rate form: no verdict on fewer matching records than this (10 when empty)." },
     { name: "level", type: "level", empty: null, help: "At or above this level; empty: any." },
     { name: "service_name", type: "text", empty: null, help: "Only this service; empty: any." },
     { name: "text", type: "text", empty: null, help: "Held in the message (case-insensitive); empty: any." },
@@ -110,6 +113,8 @@ export function ruleForm({ rule, pipelines, onSaved, onCancel }) {
   const start = rule || { name: "", kind: "run_failed", pipeline_ids: [], for_seconds: 0, repeat_seconds: 14400, params: {}, notify: [], enabled: true };
   const name = el("input", { id: "rule-name", value: start.name, size: "40", "data-field": "name" });
   const kind = el("select", { id: "rule-kind", "data-field": "kind" }, KINDS.map((k) => el("option", { value: k, selected: k === start.kind }, k)));
+  const severity = el("select", { id: "rule-severity", "data-field": "severity" },
+    SEVERITIES.map((level) => el("option", { value: level, selected: level === (start.severity || "warning") }, level)));
   const known = new Set(pipelines.map((p) => p.id));
   const boxes = pipelines.map((p) => el("input", { type: "checkbox", value: p.id, checked: start.pipeline_ids.includes(p.id), "aria-label": p.name }));
   const others = el("input", { id: "rule-other-pipelines", size: "40", "data-field": "pipeline_ids",
@@ -151,6 +156,8 @@ export function ruleForm({ rule, pipelines, onSaved, onCancel }) {
     el("h2", {}, title),
     el("div", { class: "field" }, el("label", { for: "rule-name" }, "Name"), name),
     el("div", { class: "field" }, el("label", { for: "rule-kind" }, "Kind"), kind),
+    el("div", { class: "field" }, el("label", { for: "rule-severity" }, "Severity"), severity,
+      el("small", {}, "The alerts' severity label, for a receiver's routing.")),
     pipelineField,
     paramsBox,
     el("div", { class: "field" }, el("label", { for: "rule-for" }, "Pending for (s)"), forSeconds,
@@ -174,6 +181,7 @@ export function ruleForm({ rule, pipelines, onSaved, onCancel }) {
     return {
       name: name.value,
       kind: kind.value,
+      severity: severity.value,
       pipeline_ids: kind.value === "ingest_health" ? [] : chosen,
       for_seconds: numberOf(forSeconds, 0),
       repeat_seconds: numberOf(repeat, null),

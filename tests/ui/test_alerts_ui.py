@@ -89,7 +89,8 @@ def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifi
     expect(page.locator("#alerts-note")).to_have_text("Rule warehouse refused created.")
     rule = _rule_named(server, "warehouse refused")
     assert rule["params"] == {"window_seconds": WINDOW_S, "threshold": 1, "level": "ERROR",
-                              "service_name": None, "text": "connection refused"}  # fmt: skip
+                              "service_name": None, "text": "connection refused",
+                              "error_rate_percent": None, "min_records": None}  # fmt: skip
     assert rule["notify"] == [{"type": "webhook", "url": f"{receiver.url}/***"}]
     expect(row.locator("td.evaluated")).to_contain_text("UTC", timeout=SLOW_MS)  # evaluated: ok
     expect(row.locator(".badge.alert-ok")).to_be_visible()
@@ -149,6 +150,7 @@ def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifi
             "alertname": "warehouse refused",
             "rule_id": rule["id"],
             "kind": "log_condition",
+            "severity": "warning",
         }
         assert alert["annotations"]["value"] == "2"
     assert firing["alerts"][0]["endsAt"] == "0001-01-01T00:00:00Z"
@@ -248,17 +250,50 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
     fields = {"#param-breaker_open": False, "#param-spool_records_above": "1000", "#param-dropped_above": ""}
     _create(page, "ingest spool", "ingest_health", fields, [])
     expect(page.locator("#alerts-note")).to_have_text("Rule ingest spool created.")
+    # The error-rate form of a log condition, at a chosen severity: a count left in is refused.
+    fields = {"#param-window_seconds": "600", "#param-error_rate_percent": "5", "#rule-severity": "critical"}
+    _create(page, "error share", "log_condition", fields, [])
+    expect(error).to_contain_text("params.threshold: the error-rate form")
+    expect(page.locator("#param-threshold")).to_have_attribute("aria-invalid", "true")
+    page.fill("#param-threshold", "")
+    page.click("#rule-form button[type=submit]")
+    expect(page.locator("#alerts-note")).to_have_text("Rule error share created.")
 
-    kept = ("kind", "pipeline_ids", "for_seconds", "repeat_seconds", "params", "notify", "enabled")
+    kept = (
+        "kind",
+        "severity",
+        "pipeline_ids",
+        "for_seconds",
+        "repeat_seconds",
+        "params",
+        "notify",
+        "enabled",
+    )
     made = {
         name: {field: _rule_named(server, name)[field] for field in kept}
-        for name in ("stale orders", "empty orders", "slow orders", "failed anything", "ingest spool")
+        for name in (
+            "stale orders",
+            "empty orders",
+            "slow orders",
+            "failed anything",
+            "ingest spool",
+            "error share",
+        )
     }
-    base = {"pipeline_ids": [], "for_seconds": 0, "repeat_seconds": 14400, "notify": [], "enabled": True}
+    base = {
+        "severity": "warning",
+        "pipeline_ids": [],
+        "for_seconds": 0,
+        "repeat_seconds": 14400,
+        "notify": [],
+        "enabled": True,
+    }
     hooks = {"type": "webhook", "url": "https://hooks.example.com/***"}
     emails = {"type": "email", "to": ["oncall@example.com", "lead@example.com"]}
     slack = {"type": "slack", "url": "https://hooks.slack.com/***"}
     ingest = {"breaker_open": False, "spool_records_above": 1000, "dropped_above": None}
+    rate = {"window_seconds": 600, "threshold": None, "level": "ERROR", "service_name": None, "text": None,
+            "error_rate_percent": 5, "min_records": 10}  # fmt: skip
     assert made == {
         "stale orders": {**base, "kind": "freshness", "repeat_seconds": None,
                          "params": {"window_seconds": 93600}},
@@ -268,6 +303,7 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
                         "params": {"factor": 2.5, "last_n": 10, "min_runs": 3}, "notify": [emails]},
         "failed anything": {**base, "kind": "run_failed", "params": {}, "notify": [slack], "enabled": False},
         "ingest spool": {**base, "kind": "ingest_health", "params": ingest},
+        "error share": {**base, "kind": "log_condition", "severity": "critical", "params": rate},
     }  # fmt: skip
 
     # Each edit form shows the rule as it is: saved untouched, every rule stays the same (secrets too).
