@@ -22,9 +22,10 @@ import orjson
 from exporters import anyvalue
 from exporters.records import PROMOTED_KEYS
 from exporters.store.connection import TelemetryStore
+from exporters.store.log_stats import log_stats
 from exporters.store.search_index import END_OF_TIME_NS, needle_grams
 from exporters.store.statements import record, records, statement
-from service.params import LEVELS, NS, Cursor, format_time, level_name
+from service.params import NS, Cursor, format_time
 
 # The columns of sql/trace_logs.sql, for the pages' statements.
 LOG_COLUMNS = """
@@ -36,9 +37,6 @@ LOG_COLUMNS = """
     promoted_places
 """
 MAX_TRACE_LOGS = 10_000
-# Timeline bucket widths to choose from, smallest first; the first giving at most MAX_BUCKETS wins.
-_BUCKET_SECONDS = (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
-MAX_BUCKETS = 120
 # Newest-first pages look in a window before the upper end of the page first, widening it at most
 # a few times before one query over everything.
 _FIRST_WINDOW_NS = 3600 * NS
@@ -376,76 +374,9 @@ class LogQueries:
         return [row["service_name"] for row in records(_SERVICE_NAMES.run(self.store.cursor(), {}))]
 
     def stats(self, filters: LogFilter, now_ns: int | None = None) -> dict[str, Any]:
+        """Counts of the logs the filters pass: by level, by pipeline (the 100 busiest) and over time."""
         clauses, params = filters.where()
-        where = _where(clauses)
-        cur = self.store.cursor()
-        level_rows = records(
-            cur.execute(f"SELECT severity_number, count(*) AS n FROM logs {where} GROUP BY ALL", params)
-        )
-        by_level: dict[str, int] = {}
-        for row in level_rows:
-            name = level_name(row["severity_number"])
-            by_level[name] = by_level.get(name, 0) + int(row["n"])
-        total = sum(by_level.values())
-        errors = sum(row["n"] for row in level_rows if (row["severity_number"] or 0) >= LEVELS["ERROR"])
-        pipelines = records(
-            cur.execute(
-                f"""SELECT pipeline_id, count(*) AS n,
-                           count(*) FILTER (severity_number >= $error_level) AS errors
-                    FROM logs {where} GROUP BY pipeline_id ORDER BY n DESC, pipeline_id LIMIT 100""",
-                {**params, "error_level": LEVELS["ERROR"]},
-            )
-        )
-        return {
-            "total": total,
-            "by_level": by_level,
-            "by_pipeline": [
-                {"pipeline_id": row["pipeline_id"], "count": int(row["n"]), "errors": int(row["errors"])}
-                for row in pipelines
-            ],
-            "error_rate": errors / total if total else 0.0,
-            "timeline": self._timeline(where, params, filters, now_ns)
-            if total
-            else {"bucket_seconds": None, "buckets": []},
-        }
-
-    def _timeline(self, where: str, params: Params, filters: LogFilter, now_ns: int | None) -> dict[str, Any]:
-        cur = self.store.cursor()
-        lo, hi = filters.since_ns, filters.until_ns
-        if lo is None or hi is None:
-            row = record(
-                cur.execute(
-                    f"""SELECT epoch_ns(min(timestamp)) AS first_ns, epoch_ns(max(timestamp)) AS last_ns
-                        FROM logs {where}""",
-                    params,
-                )
-            )
-            assert row is not None
-            lo = row["first_ns"] if lo is None else lo
-            hi = (row["last_ns"] + 1) if hi is None else hi
-        span_seconds = max(1, (hi - lo) // NS)
-        width = next((w for w in _BUCKET_SECONDS if span_seconds / w <= MAX_BUCKETS), _BUCKET_SECONDS[-1])
-        width_ns = width * NS
-        rows = records(
-            cur.execute(
-                f"""SELECT (epoch_ns(timestamp) // $width_ns) * $width_ns AS bucket, severity_number,
-                           count(*) AS n
-                    FROM logs {where} GROUP BY ALL ORDER BY bucket""",
-                {**params, "width_ns": width_ns},
-            )
-        )
-        buckets: dict[int, dict[str, int]] = {}
-        for row in rows:
-            counts = buckets.setdefault(int(row["bucket"]), {})
-            name = level_name(row["severity_number"])
-            counts[name] = counts.get(name, 0) + int(row["n"])
-        return {
-            "bucket_seconds": width,
-            "buckets": [
-                {"start": format_time(start), "total": sum(counts.values()), "by_level": counts}
-                for start, counts in sorted(buckets.items())
-            ],
-        }
+        return log_stats(self.store.cursor(), _where(clauses), params, filters.since_ns, filters.until_ns)
 
     def cleanup(
         self, before_ns: int, pipeline_id: str | None = None, dry_run: bool = False
