@@ -12,11 +12,13 @@ top-N's cut-off pushed into the scan: see ``pipeline_logs``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import duckdb
 import orjson
 
 from exporters import anyvalue
@@ -117,11 +119,83 @@ def _json(text: str | None) -> Any:
     return orjson.loads(text) if text else {}
 
 
-def log_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Stored log rows as the API's records (``log_record``). The rows of one answer mostly share a
-    resource and a scope: each distinct one is decoded once, and the records share it (read only)."""
+# The names of LOG_COLUMNS (and of sql/trace_logs.sql), in their order: rows are read as tuples.
+LOG_NAMES = (
+    "id", "ts", "observed", "severity_text", "severity_number", "body", "scope_name", "scope_version",
+    "trace_id", "span_id", "event_name", "service_name", "pipeline_id", "run_id", "stage", "attributes",
+    "resource_attributes", "promoted_keys", "time_absent", "flags", "body_value", "typed_values",
+    "dropped_attributes_count", "resource_schema_url", "resource_dropped_attributes_count",
+    "scope_schema_url", "scope_attributes", "scope_dropped_attributes_count", "promoted_places",
+)  # fmt: skip
+_ID, _TS = LOG_NAMES.index("id"), LOG_NAMES.index("ts")
+
+
+def log_rows(cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """The rows of the log statement ``cur`` just ran, as tuples in ``LOG_NAMES``' order: a dict per
+    row cost as much as decoding it."""
+    names = tuple(column[0] for column in cur.description or ())
+    if names != LOG_NAMES:
+        raise RuntimeError(f"a log statement's columns are {names}, not LOG_NAMES")
+    return cur.fetchall()
+
+
+def log_records(rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Stored log rows (``log_rows``) as the API's records: every OTLP field, values typed
+    (``exporters.anyvalue``), ``timestamp`` null when the record had no time of its own
+    (``sort_timestamp`` is what it is ordered and filtered by).
+
+    The rows of one answer mostly share a resource and a scope: each distinct one is decoded once,
+    and the records share it (read only)."""
     shared: dict[tuple[str, bool], dict[str, Any]] = {}
-    return [log_record(row, shared) for row in rows]
+    out = []
+    for (
+        record_id, ts, observed, severity_text, severity_number, body, scope_name, scope_version,
+        trace_id, span_id, event_name, service_name, pipeline_id, run_id, stage, attributes,
+        resource_attributes, promoted_keys, time_absent, flags, body_value, typed_values,
+        dropped_attributes_count, resource_schema_url, resource_dropped_attributes_count,
+        scope_schema_url, scope_attributes, scope_dropped_attributes_count, promoted_places,
+    ) in rows:  # fmt: skip
+        attributes_out = anyvalue.api_map(attributes, typed_values)
+        if promoted_keys:  # string attributes kept only in their columns (sql/insert_logs.sql) go back
+            attributes_out = _with_promoted(
+                attributes_out, promoted_keys, promoted_places or 0, (pipeline_id, run_id, stage)
+            )
+        has_scope = scope_name is not None or scope_attributes is not None or scope_schema_url is not None
+        sort_timestamp = format_time(ts)
+        out.append(
+            {
+                "id": format(record_id, "016x"),
+                "timestamp": None if time_absent else sort_timestamp,
+                "observed_timestamp": format_time(observed),
+                "sort_timestamp": sort_timestamp,
+                "severity_text": severity_text,
+                "severity_number": severity_number,
+                "body": orjson.loads(body_value) if body_value is not None else body,
+                "scope": {
+                    "name": scope_name,
+                    "version": scope_version,
+                    "schema_url": scope_schema_url,
+                    "attributes": _shared_map(shared, scope_attributes, typed_values),
+                    "dropped_attributes_count": scope_dropped_attributes_count or 0,
+                }
+                if has_scope
+                else None,
+                "trace_id": trace_id,
+                "span_id": span_id,
+                "flags": flags,
+                "event_name": event_name,
+                "service_name": service_name,
+                "pipeline_id": pipeline_id,
+                "run_id": run_id,
+                "stage": stage,
+                "attributes": attributes_out,
+                "dropped_attributes_count": dropped_attributes_count or 0,
+                "resource": _shared_map(shared, resource_attributes, typed_values),
+                "resource_schema_url": resource_schema_url,
+                "resource_dropped_attributes_count": resource_dropped_attributes_count or 0,
+            }
+        )
+    return out
 
 
 def _shared_map(
@@ -135,74 +209,32 @@ def _shared_map(
     return found
 
 
-def log_record(
-    row: Mapping[str, Any], shared: dict[tuple[str, bool], dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """A stored log row (by ``LOG_COLUMNS``' names) as the API's record: every OTLP field, values typed
-    (``exporters.anyvalue``), ``timestamp`` null when the record had no time of its own
-    (``sort_timestamp`` is what it is ordered and filtered by). ``shared``: see ``log_records``."""
-    shared = {} if shared is None else shared
-    typed_values = row["typed_values"]
-    attributes_out = anyvalue.api_map(row["attributes"], typed_values)
-    if row["promoted_keys"]:  # string attributes kept only in their columns (sql/insert_logs.sql) go back
-        values = (row["pipeline_id"], row["run_id"], row["stage"])
-        attributes_out = _with_promoted(
-            attributes_out, row["promoted_keys"], row["promoted_places"] or 0, values
-        )
-    scope_name, scope_attributes = row["scope_name"], row["scope_attributes"]
-    scope_schema_url = row["scope_schema_url"]
-    has_scope = scope_name is not None or scope_attributes is not None or scope_schema_url is not None
-    body_value = row["body_value"]
-    sort_timestamp = format_time(row["ts"])
-    return {
-        "id": format(row["id"], "016x"),
-        "timestamp": None if row["time_absent"] else sort_timestamp,
-        "observed_timestamp": format_time(row["observed"]),
-        "sort_timestamp": sort_timestamp,
-        "severity_text": row["severity_text"],
-        "severity_number": row["severity_number"],
-        "body": orjson.loads(body_value) if body_value is not None else row["body"],
-        "scope": {
-            "name": scope_name,
-            "version": row["scope_version"],
-            "schema_url": scope_schema_url,
-            "attributes": _shared_map(shared, scope_attributes, typed_values),
-            "dropped_attributes_count": row["scope_dropped_attributes_count"] or 0,
-        }
-        if has_scope
-        else None,
-        "trace_id": row["trace_id"],
-        "span_id": row["span_id"],
-        "flags": row["flags"],
-        "event_name": row["event_name"],
-        "service_name": row["service_name"],
-        "pipeline_id": row["pipeline_id"],
-        "run_id": row["run_id"],
-        "stage": row["stage"],
-        "attributes": attributes_out,
-        "dropped_attributes_count": row["dropped_attributes_count"] or 0,
-        "resource": _shared_map(shared, row["resource_attributes"], typed_values),
-        "resource_schema_url": row["resource_schema_url"],
-        "resource_dropped_attributes_count": row["resource_dropped_attributes_count"] or 0,
-    }
-
-
 def _with_promoted(
     attributes: dict[str, Any], promoted_keys: int, places: int, values: tuple[Any, ...]
 ) -> dict[str, Any]:
     """``attributes`` with the promoted ones back where they stood (byte i of ``places``, from 1; 0:
     not known, as in rows stored before schema 6, which go last)."""
+    first, back = _promoted_places(promoted_keys, places, len(attributes))
+    if first:  # they stood first (places 1..k), the usual case
+        return {key: values[bit] for _, key, bit in back} | attributes
+    items = list(attributes.items())
+    for place, key, bit in back:
+        items.insert(place - 1, (key, values[bit]))
+    return dict(items)
+
+
+@functools.lru_cache(maxsize=1024)
+def _promoted_places(
+    promoted_keys: int, places: int, count: int
+) -> tuple[bool, tuple[tuple[int, str, int], ...]]:
+    """Where each promoted attribute goes back, in order: (place, key, bit); and whether they all go
+    first. A page's records share a few shapes: each is worked out once."""
     back = sorted(
-        (places >> (8 * bit) & 0xFF or len(attributes) + 1 + bit, key, values[bit])
+        (places >> (8 * bit) & 0xFF or count + 1 + bit, key, bit)
         for bit, (key, _) in enumerate(PROMOTED_KEYS)
         if promoted_keys >> bit & 1
     )
-    if back[-1][0] == len(back):  # they stood first (places 1..k), the usual case
-        return {key: value for _, key, value in back} | attributes
-    items = list(attributes.items())
-    for place, key, value in back:
-        items.insert(place - 1, (key, value))
-    return dict(items)
+    return back[-1][0] == len(back), tuple(back)
 
 
 def span_record(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -275,7 +307,7 @@ class LogQueries:
 
     def _newest(
         self, clauses: list[str], params: Params, limit: int, cursor: Cursor | None, filters: LogFilter
-    ) -> list[dict[str, Any]]:
+    ) -> list[tuple[Any, ...]]:
         """The newest ``limit`` + 1 matching rows, looked for in time windows (search's way).
 
         Newest first over the whole store would read every row group that has a match. Records
@@ -306,12 +338,12 @@ class LogQueries:
             width = min(width * max(4, 2 * (limit + 1) // len(found)), upper)
         return self._select(clauses, params, limit)
 
-    def _select(self, clauses: list[str], params: Params, limit: int) -> list[dict[str, Any]]:
+    def _select(self, clauses: list[str], params: Params, limit: int) -> list[tuple[Any, ...]]:
         """The newest ``limit`` + 1 matching rows (one more tells whether a next page exists)."""
         sql = (
             f"SELECT {LOG_COLUMNS} FROM logs {_where(clauses)} ORDER BY timestamp DESC, id DESC LIMIT $limit"
         )
-        return records(self.store.cursor().execute(sql, {**params, "limit": limit + 1}))
+        return log_rows(self.store.cursor().execute(sql, {**params, "limit": limit + 1}))
 
     def pipeline_logs(self, filters: LogFilter, limit: int, cursor: Cursor | None = None) -> Page:
         """The newest ``limit`` records the column filters (pipeline, run, stage, level, time) pass,
@@ -362,7 +394,7 @@ class LogQueries:
         window = record(_TRACE_WINDOW.run(cur, {"trace_id": trace_id}))
         rows = []
         if window is not None and window["first_ns"] is not None:
-            rows = records(
+            rows = log_rows(
                 _TRACE_LOGS.run(cur, {"trace_id": trace_id, **window, "limit": MAX_TRACE_LOGS + 1})
             )
         truncated = len(rows) > MAX_TRACE_LOGS
@@ -412,12 +444,12 @@ def _where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def _page(rows: list[dict[str, Any]], limit: int) -> Page:
+def _page(rows: list[tuple[Any, ...]], limit: int) -> Page:
     """Up to ``limit`` of the newest-first ``rows``; a cursor when the one more asked for came back."""
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        next_cursor = Cursor(rows[-1]["ts"], rows[-1]["id"]).encode()
+        next_cursor = Cursor(rows[-1][_TS], rows[-1][_ID]).encode()
     return Page(log_records(rows), next_cursor)
 
 
