@@ -45,27 +45,39 @@ _FIRST_WINDOW_NS = 3600 * NS
 _MAX_WINDOWS = 3
 # Search looks in every attribute value, those kept only in their columns too (sql/insert_logs.sql):
 # bit i of ``promoted_keys`` set means key i of PROMOTED_KEYS was taken out of ``attributes``.
+# ``x ILIKE '%needle%'`` matches as ``contains(lower(x), needle)`` does (DuckDB lower-cases both sides
+# with the same function; ``tests/exporters/store/test_search_match.py`` holds them to it on Unicode
+# that lower-cases unevenly) without writing a lower-cased copy of every value: about a tenth less
+# time per search of the store benchmark's last hour.
 _SEARCH_MATCH = """(
-    contains(lower(body), $needle)
-    OR contains(lower(concat_ws(chr(31),
+    body ILIKE $pattern ESCAPE '\\'
+    OR concat_ws(chr(31),
         CASE WHEN promoted_keys & 1 <> 0 THEN pipeline_id END,
         CASE WHEN promoted_keys & 2 <> 0 THEN run_id END,
         CASE WHEN promoted_keys & 4 <> 0 THEN stage END
-    )), $needle)
-    OR contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), $needle)
+    ) ILIKE $pattern ESCAPE '\\'
+    OR array_to_string(json_extract_string(attributes, '$.*'), chr(31)) ILIKE $pattern ESCAPE '\\'
 )"""
 # The same, with a cheap prefilter on the raw JSON text before extracting values; only for needles
 # that appear verbatim inside JSON-encoded values.
 _SEARCH_MATCH_PREFILTERED = """(
-    contains(lower(body), $needle)
-    OR contains(lower(concat_ws(chr(31),
+    body ILIKE $pattern ESCAPE '\\'
+    OR concat_ws(chr(31),
         CASE WHEN promoted_keys & 1 <> 0 THEN pipeline_id END,
         CASE WHEN promoted_keys & 2 <> 0 THEN run_id END,
         CASE WHEN promoted_keys & 4 <> 0 THEN stage END
-    )), $needle)
-    OR (contains(lower(attributes), $needle)
-        AND contains(lower(array_to_string(json_extract_string(attributes, '$.*'), chr(31))), $needle))
+    ) ILIKE $pattern ESCAPE '\\'
+    OR (attributes ILIKE $pattern ESCAPE '\\'
+        AND array_to_string(json_extract_string(attributes, '$.*'), chr(31)) ILIKE $pattern ESCAPE '\\')
 )"""
+
+
+def like_pattern(needle: str) -> str:
+    """An ILIKE pattern matching values that hold ``needle`` (lower-cased) anywhere, its wildcards
+    and escape character taken literally."""
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
 
 _TRACE_WINDOW = statement("trace_window")
 _TRACE_LOGS = statement("trace_logs")
@@ -383,7 +395,7 @@ class LogQueries:
             filters = replace(filters, since_ns=since, until_ns=until if until < END_OF_TIME_NS else None)
         clauses, params = filters.where()
         clauses.append(_SEARCH_MATCH_PREFILTERED if _survives_json_escaping(text) else _SEARCH_MATCH)
-        params["needle"] = needle
+        params["pattern"] = like_pattern(needle)
         clauses, params = _after_cursor(clauses, params, cursor)
         return _page(self._newest(clauses, params, limit, cursor, filters), limit)
 
