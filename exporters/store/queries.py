@@ -1,7 +1,7 @@
 """The query layer between the routes and the store (the seed's LoggingService).
 
 Routes parse and validate; this module turns validated filters into SQL with bound parameters only,
-and rows (read by column name) into the API's record shape.
+and rows into the API's record shape (log rows by position, checked against ``LOG_NAMES``; others by name).
 
 Statements with a fixed shape are whole files in ``sql/``. Pages, search and stats take their WHERE
 from the filters given: each filter is one fixed predicate with its own ``$named`` parameter
