@@ -62,10 +62,27 @@ class AlertQueries:
         pipeline_ids: Sequence[str],
     ) -> dict[str, int]:
         """Matching records in [since, until): per pipeline when pipelines are named, else under ''."""
+        values = self._log_values(since, until, min_level, service_name, text, pipeline_ids)
+        if values is None:
+            return {}
+        return {
+            row["key"]: int(row["matches"]) for row in records(_LOG_MATCHES.run(self.store.cursor(), values))
+        }
+
+    def _log_values(
+        self,
+        since: datetime.datetime,
+        until: datetime.datetime,
+        min_level: int,
+        service_name: str | None,
+        text: str | None,
+        pipeline_ids: Sequence[str],
+    ) -> dict[str, Any] | None:
+        """A log rule's statement parameters; None when no hour of the window can match."""
         window = self._window(since, until, text)
         if window is None:
-            return {}
-        values = {
+            return None
+        return {
             "since_ns": window[0],
             "until_ns": window[1],
             "min_level": min_level,
@@ -73,9 +90,6 @@ class AlertQueries:
             "text": text,
             "pipeline_ids": list(pipeline_ids),
             "per_pipeline": bool(pipeline_ids),
-        }
-        return {
-            row["key"]: int(row["matches"]) for row in records(_LOG_MATCHES.run(self.store.cursor(), values))
         }
 
     def log_rate(
@@ -90,18 +104,9 @@ class AlertQueries:
     ) -> dict[str, tuple[int, int]]:
         """Records matching the filters in [since, until) and how many of them are at or above
         ``min_level``: (at level, all), keyed as ``log_matches`` keys its counts."""
-        window = self._window(since, until, text)
-        if window is None:
+        values = self._log_values(since, until, min_level, service_name, text, pipeline_ids)
+        if values is None:
             return {}
-        values = {
-            "since_ns": window[0],
-            "until_ns": window[1],
-            "min_level": min_level,
-            "service_name": service_name,
-            "text": text,
-            "pipeline_ids": list(pipeline_ids),
-            "per_pipeline": bool(pipeline_ids),
-        }
         return {
             row["key"]: (int(row["at_level"]), int(row["matches"]))
             for row in records(_LOG_RATE.run(self.store.cursor(), values))

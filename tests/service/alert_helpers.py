@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from exporters.store.pipelines import Pipeline
@@ -93,12 +93,15 @@ def add_run(
 
 
 def send_logs(server: LiveServer, service_name: str, pipeline_id: str, errors: int, infos: int) -> None:
-    """A client program logging ``errors`` errors and ``infos`` info lines over OTLP/HTTP."""
+    """A client program logging ``errors`` errors and ``infos`` info lines over OTLP/HTTP, in one
+    request (sent at shutdown), so an evaluation never sees a part of them."""
     provider = LoggerProvider(
         resource=Resource.create({"service.name": service_name, "pipeline.id": pipeline_id})
     )
     provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.url}/v1/logs"))
+        BatchLogRecordProcessor(
+            OTLPLogExporter(endpoint=f"{server.url}/v1/logs"), schedule_delay_millis=600_000
+        )
     )
     logger = logging.getLogger(f"client.{service_name}.{pipeline_id}")
     logger.setLevel(logging.INFO)
