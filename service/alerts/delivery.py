@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,16 @@ class Deliverer:
             for delivery in self.alerts.pending_deliveries():
                 if delivery.id == delivery_id:
                     self._deliver(delivery)
+
+    def deliver_rule(self, rule_id: str, last: Sequence[str] = ()) -> None:
+        """Send every pending delivery of one rule, oldest first and the ids ``last`` after the others:
+        before the rule is edited or deleted, a "firing" an evaluation queued must reach the target it
+        was meant for ahead of the "resolved" the change queues (sent after it, or to an edited
+        target, it would leave a receiver showing an alert that no longer exists)."""
+        with self._lock:
+            pending = [d for d in self.alerts.pending_deliveries() if d.rule_id == rule_id]
+            for delivery in sorted(pending, key=lambda d: d.id in last):  # sorted() keeps the order
+                self._deliver(delivery)
 
     def _deliver(self, delivery: Delivery) -> str:
         attempts = delivery.attempts

@@ -86,9 +86,9 @@ def delete_rule(rule_id: str) -> tuple[str, int]:
 def _resolve(alerts: Alerts, rule: StoredRule, reason: str) -> None:
     """A rule that changes or goes while it fires tells its targets, once, that its alerts resolved:
     sent now, before the change, to the targets that were told it fired (an edit may change them).
-    Each delivery is recorded as any other; one that fails does not hold the edit back."""
-    for delivery_id in alerts.evaluator.resolve_all(rule, reason):
-        alerts.deliverer.deliver(delivery_id)
+    Each delivery is recorded as any other; one that fails does not hold the edit back. The rule's
+    notifications still queued from an evaluation go first, in order, where they were meant to."""
+    alerts.deliverer.deliver_rule(rule.id, last=alerts.evaluator.resolve_all(rule, reason))
 
 
 @blueprint.post("/rules/<rule_id>/test")

@@ -169,3 +169,30 @@ def test_an_edit_of_a_rule_that_is_not_firing_sends_nothing(
     assert client.put(f"/api/alerts/rules/{rule['id']}", json={**body, "name": "x"}).status_code == 200
     assert client.delete(f"/api/alerts/rules/{rule['id']}", json={}).status_code == 204
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("change", ["edit", "delete"])
+def test_a_notification_still_queued_when_the_rule_changes_goes_out_first_where_it_was_meant(
+    app: Flask, clock: Clock, receiver: WebhookReceiver, change: str
+) -> None:
+    """An evaluation queued "firing" and the loop has not sent it yet when the rule is edited: it goes
+    to the old target before the "resolved" the edit sends, never after it nor to the new target."""
+    client = app.test_client()
+    body = {
+        "name": "loads",
+        "kind": "run_failed",
+        "notify": [{"type": "webhook", "url": f"{receiver.url}/old"}],
+    }
+    rule = add_rule(client, **body)
+    add_run(app, add_pipeline(app), "failed", clock.now)
+    clock.advance(60)
+    alerts(app).evaluator.evaluate_once()  # queued, not sent: the loop delivers after it evaluates
+    assert receiver.received == []
+    if change == "edit":
+        edited = {**body, "notify": [{"type": "webhook", "url": f"{receiver.url}/new"}]}
+        assert client.put(f"/api/alerts/rules/{rule['id']}", json=edited).status_code == 200
+    else:
+        assert client.delete(f"/api/alerts/rules/{rule['id']}", json={}).status_code == 204
+    sent = [(path, p["status"]) for (path, _), p in zip(receiver.requests, receiver.received, strict=True)]
+    assert sent == [("/old", "firing"), ("/old", "resolved")]
+    assert alerts(app).store.pending_deliveries() == []
