@@ -41,8 +41,8 @@ class RetentionWorker(Periodic):
                     "retention removed %d logs and %d spans older than %g days",
                     deleted["logs"], deleted["spans"], self._days,
                 )  # fmt: skip
-        if self._alerts is not None and self._alert_history_days is not None:
-            cut = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=self._alert_history_days)
+        cut = _alert_cutoff(self._alert_history_days)
+        if self._alerts is not None and cut is not None:
             history, deliveries = self._alerts.prune_history(cut)
             deleted.update(alert_history=history, alert_deliveries=deliveries)
             if history or deliveries:
@@ -51,3 +51,14 @@ class RetentionWorker(Periodic):
                     history, deliveries, self._alert_history_days,
                 )  # fmt: skip
         return deleted
+
+
+def _alert_cutoff(days: float | None) -> datetime.datetime | None:
+    """The time ``days`` ago; None when there is no period, or it reaches back before year 1 (nothing
+    is that old: a period that long keeps everything rather than fail every interval)."""
+    if days is None:
+        return None
+    try:
+        return datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+    except OverflowError:
+        return None

@@ -62,3 +62,17 @@ def test_the_retention_job_runs_for_alert_history_alone_unless_it_is_0(tmp_path:
         assert app.extensions.get("pipetrace.retention") is None
     finally:
         close_app(app)
+
+
+def test_an_alert_history_period_longer_than_the_calendar_keeps_everything(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A period reaching back before year 1 (someone's "keep it all": 1,000,000 days) is no error
+    every interval: nothing is that old, so nothing is removed."""
+    with alerting_app(tmp_path / "data", clock, alert_history_days=1_000_000) as app:
+        add_rule(app.test_client(), kind="run_failed", repeat_seconds=None)
+        add_run(app, add_pipeline(app), "failed", clock.now)
+        alerts(app).run_once()
+        worker: RetentionWorker = app.extensions["pipetrace.retention"]
+        assert worker.run_once()["alert_history"] == 0
+        assert len(app.test_client().get("/api/alerts/history").json["history"]) == 1
