@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any
@@ -24,6 +25,8 @@ RECEIVER = "pipetrace"
 # A notification groups one rule's alerts (one per pipeline): the labels it groups them by.
 GROUP_BY = ("alertname", "rule_id")
 DEFAULT_SEVERITY = "warning"
+# Line breaks with the blanks around them, for one-line headers.
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 # Alertmanager's "not ended yet".
 NOT_ENDED = "0001-01-01T00:00:00Z"
 
@@ -155,7 +158,9 @@ def slack_payload(message: Mapping[str, Any], event: str) -> dict[str, Any]:
 def email_message(message: Mapping[str, Any], event: str, sender: str, to: list[str]) -> EmailMessage:
     grouped = _as_group(message)
     email = EmailMessage()
-    email["Subject"] = _headline(grouped, event)
+    # A header is one line (the email package refuses a line break in one): a run's error often has
+    # several, which the body keeps as they are.
+    email["Subject"] = _LINE_BREAKS.sub(" ", _headline(grouped, event))
     email["From"] = sender
     email["To"] = ", ".join(to)
     body = [_headline(grouped, event)]

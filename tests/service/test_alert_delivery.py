@@ -199,3 +199,29 @@ def test_a_notification_queued_before_grouping_is_sent_as_a_group_of_one(
     (payload,) = receiver.received
     assert payload["version"] == "4" and payload["alerts"] == [single] and payload["status"] == "firing"
     assert payload["groupLabels"] == {"alertname": "run_failed", "rule_id": rule["id"]}
+
+
+def test_an_email_for_a_run_whose_error_has_several_lines_is_delivered(tmp_path: Path, clock: Clock) -> None:
+    """A run that reported no outcome fails with its last output, lines and all: the subject (one
+    header line) has them on one line, the body has the summary as it is."""
+    error = {
+        "type": "ProcessExit",
+        "message": "the run exited with code 1; its last output:\nTraceback\r\nKeyError",
+    }
+    with (
+        smtp_receiver() as (port, mailbox),
+        alerting_app(tmp_path / "data", clock, smtp_host="127.0.0.1", smtp_port=port) as app,
+    ):
+        client = app.test_client()
+        email = [{"type": "email", "to": ["a@example.com"]}]
+        add_rule(client, name="nightly", kind="run_failed", notify=email)
+        run_id = add_run(app, add_pipeline(app), "failed", clock.now, error=error)
+        alerts(app).run_once()
+        (entry,) = client.get("/api/alerts/history").json["history"]
+    assert [(d["status"], d["last_error"]) for d in entry["deliveries"]] == [("sent", None)]
+    (mail,) = mailbox.messages
+    subject = mail["Subject"].replace("\r\n", "").replace("\n", "")  # unfolded, as RFC 5322 says
+    summary = f"run {run_id} of pipeline {entry['key']} failed: the run exited with code 1; its last output:"
+    assert subject == f"[FIRING] nightly: {summary} Traceback KeyError"
+    body = mail.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert f"{summary}\nTraceback\nKeyError" in body
