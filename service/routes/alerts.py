@@ -64,7 +64,12 @@ def get_rule(rule_id: str) -> Response:
 def update_rule(rule_id: str) -> Response:
     alerts = alerts_of()
     rule = _rule(rule_id)
-    definition, secrets = parse_rule(_body(), alerts.store.rule_secrets(rule.id))
+    stored_secrets = alerts.store.rule_secrets(rule.id)
+    definition, secrets = parse_rule(_body(), stored_secrets)
+    if definition == rule.definition and secrets == stored_secrets:
+        # Saved as it was (a form saved untouched): it keeps its state, and no "resolved" is sent
+        # for an alert that still holds.
+        return jsonify(_answer(rule))
     with alerts.evaluator.lock:
         _resolve(alerts, rule, "the rule was edited")
         updated = alerts.store.update_rule(rule.id, definition, secrets, alerts.evaluator.clock())

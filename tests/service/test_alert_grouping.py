@@ -156,6 +156,28 @@ def test_a_rule_edited_or_deleted_while_firing_sends_resolved_once(
         assert len(receiver.received) == 2  # nothing more: no second "resolved"
 
 
+def test_a_firing_rule_saved_unchanged_keeps_firing_and_sends_nothing(
+    app: Flask, clock: Clock, receiver: WebhookReceiver
+) -> None:
+    client = app.test_client()
+    body = {
+        "name": "loads",
+        "kind": "run_failed",
+        "notify": [{"type": "webhook", "url": f"{receiver.url}/h"}],
+    }
+    rule = add_rule(client, **body)
+    add_run(app, add_pipeline(app), "failed", clock.now)
+    cycle(app, clock)
+    shown = client.get(f"/api/alerts/rules/{rule['id']}").json
+    assert shown["state"] == "firing" and shown["notify"][0]["url"].endswith("/***")
+    sent_back = {key: shown[key] for key in ("name", "kind", "pipeline_ids", "for_seconds", "notify")}
+    response = client.put(f"/api/alerts/rules/{rule['id']}", json=sent_back)  # the masked URL too
+    assert response.status_code == 200 and response.json["state"] == "firing"
+    cycle(app, clock)
+    assert [p["status"] for p in receiver.received] == ["firing"]  # no false "resolved", no new firing
+    assert client.get(f"/api/alerts/rules/{rule['id']}").json["state"] == "firing"
+
+
 def test_an_edit_of_a_rule_that_is_not_firing_sends_nothing(
     app: Flask, clock: Clock, receiver: WebhookReceiver
 ) -> None:
