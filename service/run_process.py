@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -59,6 +60,17 @@ class RunProcess:
             )
         except (psutil.Error, ValueError, OverflowError):  # gone, or a pid no process can have
             return False
+
+    def owner(self) -> int | None:
+        """The real user id the process runs as, while it runs; None when it is gone."""
+        try:
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.create_time) >= 0.01:
+                return None
+            uid: int = process.uids().real
+            return uid
+        except (psutil.Error, ValueError, OverflowError):
+            return None
 
     def wait(self, stop: threading.Event) -> int | None:
         """Wait until the process ends (or ``stop`` is set); its exit code when it is our child."""
@@ -129,3 +141,24 @@ def watched_client(client: dict[str, Any] | None) -> RunProcess | None:
     if abs(float(client["boot_time"]) - psutil.boot_time()) > 1.0:
         return None
     return RunProcess(int(client["pid"]), float(client["create_time"]))
+
+
+def owned_by(owner: int | None, folder: Path, *files: Path) -> bool:
+    """``folder`` is a real folder of user ``owner``, and each of ``files`` that exists is a regular
+    file of that user (not a link to something else)."""
+    if owner is None:
+        return False
+    try:
+        found = folder.lstat()
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != owner:
+            return False
+        for path in files:
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != owner:
+                return False
+    except OSError:
+        return False
+    return True

@@ -49,6 +49,7 @@ from service.run_process import (
     RESULT,
     RunProcess,
     found_process,
+    owned_by,
     read_json,
     watched_client,
     write_manifest,
@@ -271,9 +272,11 @@ class RunManager:
         said = f" with warnings: {'; '.join(warnings)}" if warnings else ""
         _logger.log(level, "run %s %s%s (exit code %s)", run_id, status, said, exit_code)
 
-    def register(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def register(self, manifest: dict[str, Any], watch: bool = True) -> dict[str, Any]:
         """Record a run that ``pipetrace run`` started (its manifest, checked by the caller) as a run
-        of the pipeline of that name and template, created when there is none; return the run."""
+        of the pipeline of that name and template, created when there is none; return the run.
+        ``watch``: settle it if its command ends without reporting (not for a run being adopted,
+        which ``adopt`` settles)."""
         spec = manifest["pipeline"]
         pipeline = self.repository.named(spec["name"], spec["template"])
         if pipeline is None:
@@ -287,18 +290,18 @@ class RunManager:
         started = _finished_at({"finished_at": manifest.get("started_at")}) or _now()
         self.repository.update_run(manifest["run_id"], status="running", started_at=started)
         _logger.info("run %s of pipeline %s registered by pipetrace run", manifest["run_id"], pipeline.name)
-        client = watched_client(manifest.get("client"))
+        client = watched_client(manifest.get("client")) if watch else None
         if client is not None:
             run_dir = Path(manifest["client"]["run_dir"])
             threading.Thread(
-                target=self._watch_client, args=(manifest["run_id"], client, run_dir),
+                target=self._watch_client, args=(manifest["run_id"], client, client.owner(), run_dir),
                 name=f"pipetrace-cli-run-{manifest['run_id']}", daemon=True,
             ).start()  # fmt: skip
         run = self.repository.run(manifest["run_id"])
         assert run is not None
         return run
 
-    def _watch_client(self, run_id: str, client: RunProcess, run_dir: Path) -> None:
+    def _watch_client(self, run_id: str, client: RunProcess, owner: int | None, run_dir: Path) -> None:
         """Settle a registered run whose ``pipetrace run`` ended without reporting (killed, or the
         service did not answer then): from its result file, once the run process it started, which
         may outlive it, has ended too. A command that reports ends after the report, so a run still
@@ -306,6 +309,10 @@ class RunManager:
         client.wait(self._stopping)
         if self._stopping.is_set() or not self._still_running(run_id):
             return
+        if not owned_by(owner, run_dir, run_dir / MANIFEST, run_dir / RESULT, run_dir / OUTPUT):
+            # The folder is named by the caller: read only what the command's own user wrote there.
+            _logger.warning("run %s: %s is not the folder of the run's user; not read", run_id, run_dir)
+            run_dir = self.run_dir(run_id)  # nothing there: settled as ended with no outcome
         run = found_process(read_json(run_dir / MANIFEST) or {})
         if run is not None:
             _logger.info("run %s: pipetrace run ended before its run; watching the run", run_id)
@@ -380,7 +387,7 @@ class RunManager:
                     )
                     continue
                 try:
-                    self.register(checked)
+                    self.register(checked, watch=False)
                 except DuplicateName as exc:  # names are unique; this one is another template's
                     _logger.warning("run %s of pipetrace run not adopted: %s", run_dir.name, exc)
                     (run_dir / REGISTERED).touch()
