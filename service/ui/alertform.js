@@ -138,6 +138,10 @@ export function ruleForm({ rule, pipelines, onSaved, onCancel }) {
     paramsBox.replaceChildren(el("legend", {}, `Parameters of ${kind.value}`),
       ...(params.length ? params.map(([, p]) => p.node) : [el("small", {}, "None.")]));
     pipelineField.hidden = kind.value === "ingest_health"; // it watches the service, not pipelines
+    // The two forms of a log condition: a percentage typed over the count's untouched default clears it.
+    const rate = paramsBox.querySelector("#param-error_rate_percent");
+    const count = paramsBox.querySelector("#param-threshold");
+    if (rate && count) rate.addEventListener("input", () => { if (rate.value !== "" && count.value === "0") count.value = ""; });
   };
   kind.addEventListener("change", showParams);
 

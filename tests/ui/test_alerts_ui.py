@@ -166,6 +166,8 @@ def test_a_log_rule_made_in_the_ui_fires_shows_in_the_header_resolves_and_notifi
     expect(page.locator("#alerts-note")).to_have_text("Rule warehouse refused saved.")
     edited = _rule_named(server, "warehouse refused")
     assert edited["params"]["threshold"] == 5 and edited["notify"] == rule["notify"]
+    # The deliveries made before the edit no longer name today's target as theirs.
+    expect(page.locator("li.delivery").first).to_contain_text("target 1 of the rule before its last edit")
     sent_before = len(receiver.requests)
     _row(page, "warehouse refused").locator("button", has_text="Send test").click()
     expect(page.locator("#alerts-note")).to_contain_text(
@@ -250,14 +252,20 @@ def test_every_kind_is_made_and_edited_in_its_form_and_a_refused_field_is_shown_
     fields = {"#param-breaker_open": False, "#param-spool_records_above": "1000", "#param-dropped_above": ""}
     _create(page, "ingest spool", "ingest_health", fields, [])
     expect(page.locator("#alerts-note")).to_have_text("Rule ingest spool created.")
-    # The error-rate form of a log condition, at a chosen severity: a count left in is refused.
-    fields = {"#param-window_seconds": "600", "#param-error_rate_percent": "5", "#rule-severity": "critical"}
+    # The error-rate form of a log condition, at a chosen severity: the percentage typed clears the
+    # count's default (the service takes one form or the other); a count typed after it is refused.
+    fields = {"#param-window_seconds": "600", "#param-error_rate_percent": "5", "#param-threshold": "3",
+              "#rule-severity": "critical"}  # fmt: skip
     _create(page, "error share", "log_condition", fields, [])
     expect(error).to_contain_text("params.threshold: the error-rate form")
     expect(page.locator("#param-threshold")).to_have_attribute("aria-invalid", "true")
     page.fill("#param-threshold", "")
     page.click("#rule-form button[type=submit]")
     expect(page.locator("#alerts-note")).to_have_text("Rule error share created.")
+    page.select_option("#rule-kind", "log_condition")
+    expect(page.locator("#param-threshold")).to_have_value("0")
+    page.fill("#param-error_rate_percent", "5")
+    expect(page.locator("#param-threshold")).to_have_value("")
 
     kept = (
         "kind",

@@ -59,9 +59,13 @@ function links(entry, rule) {
   return found.flatMap((link, i) => (i ? [" · ", link] : [link]));
 }
 
-function deliveryItem(delivery, rule) {
-  const target = rule && rule.notify[delivery.target];
-  const where = target ? (target.type === "email" ? target.to.join(", ") : target.url) : `target ${delivery.target + 1}`;
+// A delivery names its target by place in the rule's list: shown as today's target only when the rule
+// has not been edited since (an edit may have changed what stands at that place).
+function deliveryItem(delivery, rule, at) {
+  const current = rule && Date.parse(rule.updated_at) <= Date.parse(at);
+  const target = current && rule.notify[delivery.target];
+  const edited = rule && !current ? " of the rule before its last edit" : "";
+  const where = target ? (target.type === "email" ? target.to.join(", ") : target.url) : `target ${delivery.target + 1}${edited}`;
   return el("li", { class: `delivery delivery-${delivery.status}` },
     `${delivery.channel} ${where} (${delivery.event}): `,
     el("strong", {}, delivery.status),
@@ -82,7 +86,7 @@ function historyTable(history, rules, names) {
         el("td", { class: "transition" }, stateBadge(entry.from), " → ", stateBadge(entry.to), entry.silenced ? el("small", { class: "muted" }, " silenced") : ""),
         el("td", {}, (entry.details || {}).summary || ""),
         el("td", {}, links(entry, rule)),
-        el("td", {}, entry.deliveries.length ? el("ul", { class: "deliveries" }, entry.deliveries.map((d) => deliveryItem(d, rule))) : el("span", { class: "muted" }, "none")));
+        el("td", {}, entry.deliveries.length ? el("ul", { class: "deliveries" }, entry.deliveries.map((d) => deliveryItem(d, rule, entry.at))) : el("span", { class: "muted" }, "none")));
     }))));
 }
 
