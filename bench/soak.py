@@ -5,14 +5,18 @@ over time (not a test: numbers, not assertions). Issue 15 asks that RSS level of
 ``--clients`` threads post OTLP/HTTP protobuf requests of ``--batch`` records each, as fast as the
 service answers (every request differs: each is a new delivery, stored whole); one more thread
 searches (a word found in many hours, one found nowhere) and reads the newest page, in a loop. Every
-``--interval`` seconds the service's RSS (psutil) and its stored-record counter are written down.
+``--interval`` seconds the service's RSS (psutil) and its stored-record counter are written down;
+with ``--probe`` (the default) the service runs under ``bench.memprobe``, which writes down from
+inside where that memory is (DuckDB's own account and its allocator, glibc's arenas, pyarrow's pool,
+the Python heap, threads). The summary gives RSS growth per minute in each third of the run.
 
-Run:  .venv/bin/python -m bench.soak --seconds 300 --memory-limit 128MiB
+Run:  .venv/bin/python -m bench.soak --seconds 900 --memory-limit 128MiB
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -136,21 +140,30 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5)
     parser.add_argument("--memory-limit", default="512MiB")
     parser.add_argument("--output", type=Path, help="default: bench/results/soak-<memory limit>.json")
+    parser.add_argument("--probe", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
+    load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="pipetrace-soak-") as folder:
         port = _free_port()
         log = Path(folder) / "serve.log"
+        probe_file = Path(folder) / "probe.jsonl"
         env = {
             **os.environ,
             "PIPETRACE_MEMORY_LIMIT": args.memory_limit,
             "PIPETRACE_GRPC_PORT": "0",
             "FALLBACK_DIRECTORY": str(Path(folder) / "spool"),
         }
+        command = [str(Path(sys.executable).parent / "pipetrace")]
+        if args.probe:
+            root = str(Path(__file__).resolve().parent.parent)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+            env["PIPETRACE_MEMPROBE_FILE"] = str(probe_file)
+            env["PIPETRACE_MEMPROBE_INTERVAL"] = str(args.interval)
+            command = [sys.executable, "-m", "bench.memprobe"]
         with log.open("w") as out:
             server = subprocess.Popen(
-                [str(Path(sys.executable).parent / "pipetrace"), "serve", "--port", str(port),
-                 "--data-dir", str(Path(folder) / "data")],
+                [*command, "serve", "--port", str(port), "--data-dir", str(Path(folder) / "data")],
                 stdout=out, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -195,14 +208,24 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=60)
         errors = [line for line in log.read_text().splitlines() if re.search(r"\b(ERROR|Traceback)\b", line)]
+        probe_lines = probe_file.read_text().splitlines() if probe_file.exists() else []
+        probe = [json.loads(line) for line in probe_lines]
+    load_after = os.getloadavg()
 
     rss = [s["rss_mb"] for s in samples]
     half = samples[len(samples) // 2]
     last = samples[-1]
     minutes = max((last["seconds"] - half["seconds"]) / 60, 1e-9)
+    thirds = [samples[len(samples) * k // 3] if k < 3 else last for k in range(4)]
+    slopes = [
+        round((b["rss_mb"] - a["rss_mb"]) / max((b["seconds"] - a["seconds"]) / 60, 1e-9), 2)
+        for a, b in itertools.pairwise(thirds)
+    ]
     ordered = sorted(soak.search_ms)
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in load_after]},
         "settings": {"seconds": args.seconds, "clients": args.clients, "batch": args.batch,
                      "memory_limit": args.memory_limit},
         "summary": {
@@ -212,12 +235,14 @@ def main() -> None:
             "rss_mb_start": rss[0], "rss_mb_half": half["rss_mb"], "rss_mb_end": rss[-1],
             "rss_mb_max": max(rss),
             "rss_mb_per_minute_second_half": round((last["rss_mb"] - half["rss_mb"]) / minutes, 1),
+            "rss_mb_per_minute_by_third": slopes,
             "searches": soak.searches,
             "search_ms_median": round(ordered[len(ordered) // 2], 1) if ordered else None,
             "search_ms_p95": round(ordered[int(len(ordered) * 0.95)], 1) if ordered else None,
             "service_errors": errors[:20],
         },
         "samples": samples,
+        "probe": probe,
     }  # fmt: skip
     output: Path = args.output or RESULTS / f"soak-{args.memory_limit}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
