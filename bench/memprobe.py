@@ -142,9 +142,22 @@ def _run(path: Path, interval: float) -> None:
             time.sleep(interval)
 
 
+def _trim(interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        _LIBC.malloc_trim(0)
+
+
 def main() -> None:
     from service.cli import main as pipetrace
 
+    # A/B knobs for glibc's allocator, to measure before anything moves into the service.
+    arena_max = os.environ.get("PIPETRACE_MEMPROBE_ARENA_MAX")
+    if arena_max:
+        _LIBC.mallopt(-8, int(arena_max))  # M_ARENA_MAX
+    trim_seconds = float(os.environ.get("PIPETRACE_MEMPROBE_TRIM_SECONDS", "0"))
+    if trim_seconds:
+        threading.Thread(target=_trim, args=(trim_seconds,), daemon=True, name="memprobe-trim").start()
     target = os.environ.get("PIPETRACE_MEMPROBE_FILE")
     if target:
         interval = float(os.environ.get("PIPETRACE_MEMPROBE_INTERVAL", "15"))

@@ -16,13 +16,13 @@ Run:  .venv/bin/python -m bench.soak --seconds 900 --memory-limit 128MiB
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
 import random
 import re
 import socket
+import statistics
 import string
 import subprocess
 import sys
@@ -130,6 +130,54 @@ class Soak:
             time.sleep(0.2)
 
 
+def _slope_per_minute(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares MB per minute: single samples swing by 20-50 MB as DuckDB's in-memory appends
+    are checkpointed, so a difference of two samples says little about a third of a run."""
+    if len(points) < 3:
+        return None
+    seconds, values = zip(*points, strict=True)
+    return round(statistics.linear_regression(seconds, values).slope * 60, 2)
+
+
+def _thirds(points: list[tuple[float, float]]) -> list[float | None]:
+    n = len(points)
+    return [_slope_per_minute(points[n * k // 3 : n * (k + 1) // 3]) for k in range(3)]
+
+
+def memory_summary(samples: list[dict[str, Any]], probe: list[dict[str, Any]]) -> dict[str, Any]:
+    """RSS at start, half time, end and its peak; its slope in each third of the run; and, from the
+    probe, DuckDB's own account (``duckdb_memory()``) and the allocators' at the end and at most."""
+    rss = [s["rss_mb"] for s in samples]
+    summary: dict[str, Any] = {
+        "rss_mb_start": rss[0],
+        "rss_mb_half": rss[len(rss) // 2],
+        "rss_mb_end": rss[-1],
+        "rss_mb_max": max(rss),
+        "rss_mb_mean_last_third": round(statistics.fmean(rss[len(rss) * 2 // 3 :]), 1),
+        "rss_mb_per_minute_by_third": _thirds([(s["seconds"], s["rss_mb"]) for s in samples]),
+    }
+    probed = [p for p in probe if "duckdb_memory_mb" in p]
+    if probed:
+        start = probed[0]["time"]
+        for name in ("duckdb_memory_mb", "je_resident_mb", "glibc_arena_mb", "smaps_anonymous_mb"):
+            values = [p[name] for p in probed if name in p]
+            summary[f"{name}_end"] = values[-1]
+            summary[f"{name}_max"] = max(values)
+            summary[f"{name}_per_minute_by_third"] = _thirds(
+                [(p["time"] - start, p[name]) for p in probed if name in p]
+            )
+        summary["duckdb_base_table_mb_end"] = probed[-1]["duckdb_memory_tags_mb"].get("BASE_TABLE")
+    return summary
+
+
+def resummarise(path: Path) -> None:
+    """Recompute the memory figures of a saved result (after this summary changed)."""
+    result = json.loads(path.read_text())
+    result["summary"].update(memory_summary(result["samples"], result.get("probe", [])))
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,7 +189,11 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="512MiB")
     parser.add_argument("--output", type=Path, help="default: bench/results/soak-<memory limit>.json")
     parser.add_argument("--probe", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--resummarise", type=Path, help="recompute the summary of a saved result, and stop")
     args = parser.parse_args()
+    if args.resummarise:
+        resummarise(args.resummarise)
+        return
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="pipetrace-soak-") as folder:
@@ -212,15 +264,7 @@ def main() -> None:
         probe = [json.loads(line) for line in probe_lines]
     load_after = os.getloadavg()
 
-    rss = [s["rss_mb"] for s in samples]
-    half = samples[len(samples) // 2]
     last = samples[-1]
-    minutes = max((last["seconds"] - half["seconds"]) / 60, 1e-9)
-    thirds = [samples[len(samples) * k // 3] if k < 3 else last for k in range(4)]
-    slopes = [
-        round((b["rss_mb"] - a["rss_mb"]) / max((b["seconds"] - a["seconds"]) / 60, 1e-9), 2)
-        for a, b in itertools.pairwise(thirds)
-    ]
     ordered = sorted(soak.search_ms)
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -232,10 +276,7 @@ def main() -> None:
             "records_stored": last["stored_records"],
             "records_per_second": round(last["stored_records"] / max(last["seconds"], 1e-9)),
             "refused_records": soak.refused,
-            "rss_mb_start": rss[0], "rss_mb_half": half["rss_mb"], "rss_mb_end": rss[-1],
-            "rss_mb_max": max(rss),
-            "rss_mb_per_minute_second_half": round((last["rss_mb"] - half["rss_mb"]) / minutes, 1),
-            "rss_mb_per_minute_by_third": slopes,
+            **memory_summary(samples, probe),
             "searches": soak.searches,
             "search_ms_median": round(ordered[len(ordered) // 2], 1) if ordered else None,
             "search_ms_p95": round(ordered[int(len(ordered) * 0.95)], 1) if ordered else None,
