@@ -13,6 +13,13 @@ named by ``PIPETRACE_MEMPROBE_FILE``, splitting the RSS by who holds it:
 - pyarrow's pool (mimalloc): bytes allocated;
 - the Python heap (``sys.getallocatedblocks()``), threads, and the search index's estimate.
 
+Two knobs try glibc's usual remedies for fragmentation before anything moves into the service:
+``PIPETRACE_MEMPROBE_ARENA_MAX`` (``mallopt(M_ARENA_MAX)`` at start) and
+``PIPETRACE_MEMPROBE_TRIM_SECONDS`` (``malloc_trim(0)`` that often). Measured side by side at 64MiB
+for 6 minutes (``bench/results/soak-ab-64MiB-glibc-*.json``): 2 arenas and a trim every 30 s ended
+at 323.5 MB RSS against 325.0 MB without, glibc's arenas at 70.9 MB against 70.0 MB: no benefit, so
+the service sets neither.
+
 A bench tool, not part of the service: it reads private attributes of the store to find it.
 """
 
