@@ -138,10 +138,29 @@ def sample() -> dict[str, Any]:
 _LIBRARY = _duckdb_library()
 
 
+def _apply_duckdb_settings(statements: str) -> bool:
+    """Run ``PIPETRACE_MEMPROBE_DUCKDB_SET`` (``;``-separated ``SET`` statements) once the store is
+    open: an A/B knob for DuckDB's allocator settings."""
+    stores = list(TelemetryStore._open_stores.values())
+    if not stores or stores[0]._connection is None:
+        return False
+    cur = stores[0]._connection.cursor()
+    try:
+        for statement in filter(None, (s.strip() for s in statements.split(";"))):
+            cur.execute(statement)
+    finally:
+        cur.close()
+    return True
+
+
 def _run(path: Path, interval: float) -> None:
+    settings = os.environ.get("PIPETRACE_MEMPROBE_DUCKDB_SET", "")
     with path.open("a") as out:
         while True:
             try:
+                if settings and _apply_duckdb_settings(settings):
+                    out.write(json.dumps({"applied": settings}) + "\n")
+                    settings = ""
                 out.write(json.dumps(sample()) + "\n")
             except Exception as error:  # a probe must not stop the service
                 out.write(json.dumps({"error": repr(error)}) + "\n")

@@ -146,7 +146,9 @@ def _thirds(points: list[tuple[float, float]]) -> list[float | None]:
 
 def memory_summary(samples: list[dict[str, Any]], probe: list[dict[str, Any]]) -> dict[str, Any]:
     """RSS at start, half time, end and its peak; its slope in each third of the run; and, from the
-    probe, DuckDB's own account (``duckdb_memory()``) and the allocators' at the end and at most."""
+    probe, DuckDB's own account (``duckdb_memory()``), what DuckDB's allocator holds (jemalloc's
+    resident pages), the rest of the RSS (``outside_duckdb``: RSS less those pages, which
+    ``PIPETRACE_MEMORY_LIMIT`` does not bound) and glibc's arenas, at the end and at most."""
     rss = [s["rss_mb"] for s in samples]
     summary: dict[str, Any] = {
         "rss_mb_start": rss[0],
@@ -156,10 +158,15 @@ def memory_summary(samples: list[dict[str, Any]], probe: list[dict[str, Any]]) -
         "rss_mb_mean_last_third": round(statistics.fmean(rss[len(rss) * 2 // 3 :]), 1),
         "rss_mb_per_minute_by_third": _thirds([(s["seconds"], s["rss_mb"]) for s in samples]),
     }
-    probed = [p for p in probe if "duckdb_memory_mb" in p]
+    probed = [
+        {**p, "outside_duckdb_mb": round(p["smaps_rss_mb"] - p["je_resident_mb"], 1)}
+        for p in probe
+        if "duckdb_memory_mb" in p and "je_resident_mb" in p
+    ]
     if probed:
         start = probed[0]["time"]
-        for name in ("duckdb_memory_mb", "je_resident_mb", "glibc_arena_mb", "smaps_anonymous_mb"):
+        names = ("duckdb_memory_mb", "je_resident_mb", "outside_duckdb_mb", "glibc_arena_mb")
+        for name in names:
             values = [p[name] for p in probed if name in p]
             summary[f"{name}_end"] = values[-1]
             summary[f"{name}_max"] = max(values)
