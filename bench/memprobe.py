@@ -15,10 +15,13 @@ named by ``PIPETRACE_MEMPROBE_FILE``, splitting the RSS by who holds it:
 
 Two knobs try glibc's usual remedies for fragmentation before anything moves into the service:
 ``PIPETRACE_MEMPROBE_ARENA_MAX`` (``mallopt(M_ARENA_MAX)`` at start) and
-``PIPETRACE_MEMPROBE_TRIM_SECONDS`` (``malloc_trim(0)`` that often). Measured side by side at 64MiB
-for 6 minutes (``bench/results/soak-ab-64MiB-glibc-*.json``): 2 arenas and a trim every 30 s ended
-at 323.5 MB RSS against 325.0 MB without, glibc's arenas at 70.9 MB against 70.0 MB: no benefit, so
-the service sets neither.
+``PIPETRACE_MEMPROBE_TRIM_SECONDS`` (``malloc_trim(0)`` that often). Measured at 64MiB
+(``bench/results/soak-ab-64MiB-glibc-*.json``): 2 arenas and a trim every 30 s ended at 323.5 MB RSS
+against 325.0 MB without in 6 minutes side by side, and at 340.7 MB against 340.0 MB in 15 minutes
+(``soak-64MiB.json``); no benefit, so the service sets neither. ``PIPETRACE_MEMPROBE_DUCKDB_SET``
+runs ``SET`` statements on the store's connection (DuckDB's allocator settings, for one), and
+``PIPETRACE_MEMPROBE_TRACEMALLOC=<seconds>`` writes the Python allocations that grew most since that
+warm-up beside each sample.
 
 A bench tool, not part of the service: it reads private attributes of the store to find it.
 """
@@ -31,6 +34,7 @@ import os
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -153,11 +157,28 @@ def _apply_duckdb_settings(statements: str) -> bool:
     return True
 
 
+def _python_growth(baseline: tracemalloc.Snapshot | None) -> list[str]:
+    """The ten sources (file and line) whose Python allocations grew most since ``baseline``."""
+    if baseline is None:
+        return []
+    stats = tracemalloc.take_snapshot().compare_to(baseline, "lineno")
+    return [str(stat) for stat in stats[:10]]
+
+
 def _run(path: Path, interval: float) -> None:
     settings = os.environ.get("PIPETRACE_MEMPROBE_DUCKDB_SET", "")
+    # PIPETRACE_MEMPROBE_TRACEMALLOC=<seconds>: trace Python allocations (slow), take a baseline
+    # after that warm-up, then write the top growth beside each sample.
+    warm_up = float(os.environ.get("PIPETRACE_MEMPROBE_TRACEMALLOC", "0"))
+    started = time.monotonic()
+    baseline: tracemalloc.Snapshot | None = None
     with path.open("a") as out:
         while True:
             try:
+                if warm_up and baseline is None and time.monotonic() - started >= warm_up:
+                    baseline = tracemalloc.take_snapshot()
+                if baseline is not None:
+                    out.write(json.dumps({"python_growth": _python_growth(baseline)}) + "\n")
                 if settings and _apply_duckdb_settings(settings):
                     out.write(json.dumps({"applied": settings}) + "\n")
                     settings = ""
@@ -185,6 +206,8 @@ def main() -> None:
     if trim_seconds:
         threading.Thread(target=_trim, args=(trim_seconds,), daemon=True, name="memprobe-trim").start()
     target = os.environ.get("PIPETRACE_MEMPROBE_FILE")
+    if target and os.environ.get("PIPETRACE_MEMPROBE_TRACEMALLOC"):
+        tracemalloc.start()
     if target:
         interval = float(os.environ.get("PIPETRACE_MEMPROBE_INTERVAL", "15"))
         threading.Thread(target=_run, args=(Path(target), interval), daemon=True, name="memprobe").start()
