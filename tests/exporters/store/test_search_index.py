@@ -261,3 +261,24 @@ def test_a_batch_with_nothing_new_adds_nothing_and_a_cleaned_hour_is_indexed_aga
     store.insert_logs(log_table([make_record("walrus two", timestamp=NOW + 2)]))
     assert bodies(queries.search("walrus", LogFilter(), 10).logs) == ["walrus two"]
     store.close()
+
+
+def test_blocks_cleanup_dropped_are_never_candidates_and_come_back_when_written_again() -> None:
+    index = SearchIndex(clock=lambda: 400 * BLOCK_NS)  # every block here is near: kept as bits
+    index._blocks, index._base = {}, 0  # loaded, empty
+    index.add([(100, "abc"), (103, "abc"), (110, "abc"), (400, "bcd"), (100, "bcd")])
+    index.forget_before(104)  # within a week of blocks: masked, not yet shifted out
+    assert index._base == 100  # a cleanup does not rewrite every gram's bits
+    assert index.span({"abc"}) == TimeSpan(110 * BLOCK_NS, 111 * BLOCK_NS)
+    assert index.span({"bcd"}) == TimeSpan(400 * BLOCK_NS, 401 * BLOCK_NS)
+    index.add([(101, "abc")])  # a record of a dropped hour stored again: found, the old ones not
+    assert index.span({"abc"}) == TimeSpan(101 * BLOCK_NS, 111 * BLOCK_NS)
+    assert index.span({"abc", "bcd"}) is None
+    index.forget_before(105)
+    index.forget_before(390)  # a week and more: shifted out
+    assert index.span({"abc"}) is None
+    assert index.span({"bcd"}) == TimeSpan(400 * BLOCK_NS, 401 * BLOCK_NS)
+    assert index._far == {} and index._base == 390  # it was the bits, shifted
+    index.add([(200, "abc")])
+    assert index.span({"abc"}) == TimeSpan(200 * BLOCK_NS, 201 * BLOCK_NS)
+    assert index.span({"bcd"}) == TimeSpan(400 * BLOCK_NS, 401 * BLOCK_NS)

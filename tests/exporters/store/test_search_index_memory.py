@@ -63,6 +63,11 @@ def test_far_hours_are_kept_sparsely_and_answer_like_near_ones() -> None:
     assert index.memory_estimate() < 2_000
     index.forget_before(HOUR_NOW)
     assert index.span({"abc"}) == TimeSpan(HOUR_NOW * BLOCK_NS, END_OF_TIME_NS)
+    index.add([(far_past + 1, "bcd")])  # an old record stored after the cleanup: kept until the next
+    assert index.span({"bcd"}) == TimeSpan((far_past + 1) * BLOCK_NS, END_OF_TIME_NS)
+    index.forget_before(HOUR_NOW + 1)
+    assert index.span({"bcd"}) == TimeSpan(far_future * BLOCK_NS, END_OF_TIME_NS)
+    assert index.span({"abc"}) == TimeSpan(far_future * BLOCK_NS, END_OF_TIME_NS)
 
 
 def test_past_its_budget_the_index_is_read_from_the_table_with_the_same_answers(
