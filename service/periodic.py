@@ -8,6 +8,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+import duckdb
+
+from exporters.store.connection import StoreUnavailable
+
 _logger = logging.getLogger(__name__)
 
 
@@ -31,6 +35,10 @@ class Periodic:
         while True:
             try:
                 self._job()
+            except (StoreUnavailable, duckdb.Error) as exc:
+                # The store is away (locked, corrupt, full): /readyz and the store's own log say so
+                # with the cause; a traceback per job would only repeat it.
+                _logger.warning("%s skipped: %s; will try again in %g s", self._name, exc, self._interval)
             except Exception:
                 _logger.exception("%s failed; will try again in %g s", self._name, self._interval)
             if self._stop.wait(self._interval):
