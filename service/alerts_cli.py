@@ -160,11 +160,7 @@ def show_rule(rule_id: str, service_url: str | None, as_json: bool) -> None:
 @as_json
 def create_rule(path: Path, service_url: str | None, as_json: bool) -> None:
     """Create a rule from a JSON file."""
-    rule = _Api(service_url).call("POST", "/rules", _read_rule(path))
-    if as_json:
-        _echo_json(rule)
-    else:
-        click.echo(f"created rule {rule['id']} ({rule['name']})")
+    _saved(_Api(service_url).call("POST", "/rules", _read_rule(path)), "created", as_json)
 
 
 @alerts.command("edit")
@@ -174,11 +170,15 @@ def create_rule(path: Path, service_url: str | None, as_json: bool) -> None:
 @as_json
 def edit_rule(rule_id: str, path: Path, service_url: str | None, as_json: bool) -> None:
     """Replace a rule's definition with a JSON file (a firing rule first sends "resolved")."""
-    rule = _Api(service_url).call("PUT", f"/rules/{rule_id}", _read_rule(path))
+    _saved(_Api(service_url).call("PUT", f"/rules/{rule_id}", _read_rule(path)), "updated", as_json)
+
+
+def _saved(rule: dict[str, Any], done: str, as_json: bool) -> None:
+    """The rule the service answered with, as JSON or one line."""
     if as_json:
         _echo_json(rule)
     else:
-        click.echo(f"updated rule {rule['id']} ({rule['name']})")
+        click.echo(f"{done} rule {rule['id']} ({rule['name']})")
 
 
 @alerts.command("delete")
